@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Sprint Studio bootstrap: installs what is missing, builds, then runs the app or the tests.
+#
+#   ./bootstrap.sh run [args...]   install + build + run the main job on the bundled model
+#   ./bootstrap.sh test            install + build + run the whole test suite (what CI runs)
+#   ./bootstrap.sh deps | build    only install / only install + build
+#
+# Idempotent: a second call skips what is already there. Environment knobs:
+#   SPRINT_CACHE   where the pinned Python environment (LibTorch) lives   (default ~/.cache/sprint-studio)
+#   SPRINT_BUILD   build folder                                            (default ./build)
+#   SPRINT_CUDA    AUTO | ON | OFF, passed to CMake                        (default AUTO)
+#   SPRINT_JOBS    parallel compile jobs                                   (default: nproc)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cmd="${1:-run}"; shift || true
+
+cache="${SPRINT_CACHE:-$HOME/.cache/sprint-studio}"
+build="${SPRINT_BUILD:-$here/build}"
+jobs="${SPRINT_JOBS:-$(nproc)}"
+log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
+
+# Debian packages the build and the tests need.
+apt_packages=(
+  build-essential cmake ninja-build pkg-config python3 python3-venv
+  libimgui-dev libglfw3-dev libepoxy-dev libopencv-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev
+  libspdlog-dev libfmt-dev libpng-dev libgtest-dev libgmock-dev libbenchmark-dev
+  xvfb xauth libgl1-mesa-dri mesa-utils fonts-noto-color-emoji python3-emoji
+)
+
+install_apt() {
+  local missing=()
+  for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The pinned Python environment that provides LibTorch; keyed by the requirements file so a pin change
+# makes a fresh one.
+venv_dir() {
+  local key; key="$(sha256sum "$here/cmake/requirements.txt" | cut -c1-12)"
+  echo "$cache/venv-$key"
+}
+
+install_python() {
+  local venv; venv="$(venv_dir)"
+  if [ -f "$venv/.complete" ]; then return 0; fi
+  log "creating the pinned Python environment in $venv (LibTorch comes from the torch wheel; ~6 GB)"
+  mkdir -p "$cache"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -r "$here/cmake/requirements.txt"
+  touch "$venv/.complete"
+}
+
+configure_and_build() {
+  local venv; venv="$(venv_dir)"
+  local torch_dir="$venv/lib/$("$venv/bin/python" -c 'import sys;print(f"python{sys.version_info.major}.{sys.version_info.minor}")')/site-packages/torch/share/cmake/Torch"
+  local gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
+  if [ ! -f "$build/CMakeCache.txt" ]; then
+    log "configuring $build"
+    cmake -S "$here" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
+      -DTorch_DIR="$torch_dir" -DSPRINT_PYTHON="$venv/bin/python" -DSPRINT_CUDA="${SPRINT_CUDA:-AUTO}"
+  fi
+  log "building ($jobs jobs)"
+  cmake --build "$build" -j "$jobs"
+}
+
+case "$cmd" in
+  deps)  install_apt; install_python ;;
+  build) install_apt; install_python; configure_and_build ;;
+  test)
+    install_apt; install_python; configure_and_build
+    # Every test, every label. GPU and display tests skip with a reason when there is no GPU / display;
+    # the GUI tests start their own Xvfb.
+    cd "$build" && ctest --output-on-failure --timeout 1500 -j "$jobs" "$@"
+    ;;
+  run)
+    install_apt; install_python; configure_and_build
+    exec "$build/bin/sprint-demo" "$@"
+    ;;
+  *) echo "usage: $0 run|test|deps|build" >&2; exit 2 ;;
+esac

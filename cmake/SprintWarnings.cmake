@@ -1,0 +1,6 @@
+function(sprint_set_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter)
+  if(SPRINT_FATAL_WARNINGS)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()

@@ -1,0 +1,44 @@
+// Binds a state dict to a torch::nn::Module by exact diffusers key.
+//
+// Every parameter and buffer of the module is looked up under its own name (module names equal checkpoint keys).
+// All problems are collected and reported together:
+//   missing:    tensor 'transformer_blocks.3.attn1.to_q.weight' is missing from <archive>
+//   shape:      tensor 'transformer_blocks.3.attn1.to_q.weight': expected [2240, 2240], got [1152, 1152]
+//   dtype:      tensor 'x': expected a floating-point dtype, got I64
+//   unexpected: tensor 'foo' in <archive> is not used by the model (an error in strict mode, else a warning)
+// Floating-point tensors are cast to the run dtype (fp32 on CPU, bf16 on CUDA by default).
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "sprint/safetensors.h"
+
+namespace sprint {
+
+struct LoadOptions {
+  torch::Dtype dtype = torch::kFloat32;
+  torch::Device device = torch::kCPU;
+  bool strict = true;                       // unexpected keys are errors
+  std::string prefix;                       // prepended to module names when looking up ("" or e.g. "model.")
+  std::set<std::string> optional;           // module names that may be absent (they keep their init values)
+  std::function<bool(const std::string&)> ignore_unexpected;  // unexpected keys for which this returns true are fine
+};
+
+struct LoadReport {
+  std::vector<std::string> loaded;
+  std::vector<std::string> missing_optional;  // absent but allowed
+  std::vector<std::string> unexpected;        // tolerated (non-strict or ignored)
+};
+
+// Throws sprint::Error listing every problem (missing, shape, dtype, unexpected in strict mode).
+LoadReport load_state_dict(torch::nn::Module& module, const safetensors::Archive& archive, const LoadOptions& options);
+
+// Run dtype for a device: fp32 on CPU, bf16 on CUDA.
+torch::Dtype default_dtype_for(const torch::Device& device);
+
+}  // namespace sprint

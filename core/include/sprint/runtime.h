@@ -1,0 +1,23 @@
+// Process-wide runtime setup: thread counts and device choice.
+#pragma once
+
+#include <torch/types.h>
+
+#include <string>
+
+namespace sprint {
+
+// Sets LibTorch's intra-op thread count explicitly (it was seen defaulting to 1). n <= 0 means "all cores"
+// (std::thread::hardware_concurrency, or $SPRINT_THREADS when set). Returns the count in effect.
+int init_threads(int n = 0);
+
+// "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1". Throws sprint::Error with the reason when
+// CUDA is asked for but unavailable (CPU-only build, no driver, no device).
+torch::Device pick_device(const std::string& name);
+
+bool cuda_available();
+
+// One line describing the build and the device: "LibTorch 2.15.0, CPU (2 threads)" / "... CUDA (NVIDIA H100)".
+std::string describe_runtime(const torch::Device& device);
+
+}  // namespace sprint

@@ -1,0 +1,97 @@
+#include "sprint/loader.h"
+
+#include <torch/torch.h>
+
+#include <map>
+
+#include "sprint/error.h"
+#include "sprint/log.h"
+
+namespace sprint {
+
+torch::Dtype default_dtype_for(const torch::Device& device) {
+  return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
+}
+
+LoadReport load_state_dict(torch::nn::Module& module, const safetensors::Archive& archive, const LoadOptions& opt) {
+  LoadReport report;
+  std::vector<std::string> problems;
+  std::map<std::string, bool> used;  // archive key -> bound
+
+  // Parameters and buffers, each under its full dotted module name.
+  std::vector<std::pair<std::string, torch::Tensor>> targets;
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) targets.emplace_back(p.key(), p.value());
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) targets.emplace_back(b.key(), b.value());
+
+  torch::NoGradGuard no_grad;
+  for (auto& [name, target] : targets) {
+    const std::string key = opt.prefix + name;
+    if (!archive.contains(key)) {
+      if (opt.optional.count(name)) {
+        report.missing_optional.push_back(name);
+      } else {
+        problems.push_back(str("tensor '", key, "' is missing"));
+      }
+      continue;
+    }
+    used[key] = true;
+    const auto& info = archive.info(key);
+    std::vector<int64_t> expected(target.sizes().begin(), target.sizes().end());
+    if (info.shape != expected) {
+      problems.push_back(str("tensor '", key, "': expected ", shape_str(expected), ", got ", shape_str(info.shape)));
+      continue;
+    }
+    torch::Tensor src;
+    try {
+      src = archive.tensor(key);
+    } catch (const std::exception& e) {
+      problems.push_back(e.what());
+      continue;
+    }
+    if (!torch::isFloatingType(src.scalar_type())) {
+      problems.push_back(str("tensor '", key, "': expected a floating-point dtype, got ",
+                             safetensors::dtype_name(info.dtype)));
+      continue;
+    }
+    // Move the module's tensor to the run dtype/device, then copy the checkpoint value in.
+    if (target.scalar_type() != opt.dtype || target.device() != opt.device) {
+      target.set_data(target.detach().to(opt.device, opt.dtype));
+    }
+    target.copy_(src.to(opt.device, opt.dtype));
+    report.loaded.push_back(name);
+  }
+  // Parameters that were optional and absent still move to the run dtype/device.
+  for (auto& [name, target] : targets) {
+    if (target.scalar_type() != opt.dtype || target.device() != opt.device)
+      target.set_data(target.detach().to(opt.device, opt.dtype));
+  }
+
+  for (const auto& key : archive.keys()) {
+    if (used.count(key)) continue;
+    if (opt.ignore_unexpected && opt.ignore_unexpected(key)) {
+      report.unexpected.push_back(key);
+      continue;
+    }
+    if (!opt.prefix.empty() && key.rfind(opt.prefix, 0) != 0) {  // outside the sub-model this loader binds
+      continue;
+    }
+    if (opt.strict) {
+      problems.push_back(str("tensor '", key, "' is not used by the model (unexpected key)"));
+    } else {
+      report.unexpected.push_back(key);
+      log_warn(archive.source(), ": tensor '", key, "' is not used by the model");
+    }
+  }
+
+  if (!problems.empty()) {
+    std::string msg = str(archive.source(), ": ", problems.size(), " problem", problems.size() > 1 ? "s" : "",
+                          " binding the checkpoint to the model:");
+    const size_t kMaxListed = 20;  // enough to see the pattern; the count says how many more
+    for (size_t i = 0; i < problems.size() && i < kMaxListed; ++i) msg += "\n  " + problems[i];
+    if (problems.size() > kMaxListed) msg += str("\n  ... and ", problems.size() - kMaxListed, " more");
+    throw Error(msg);
+  }
+  return report;
+}
+
+}  // namespace sprint

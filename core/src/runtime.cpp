@@ -1,0 +1,52 @@
+#include "sprint/runtime.h"
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "sprint/error.h"
+
+namespace sprint {
+
+int init_threads(int n) {
+  if (n <= 0) {
+    if (const char* env = std::getenv("SPRINT_THREADS")) n = std::atoi(env);
+  }
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+  return torch::get_num_threads();
+}
+
+bool cuda_available() { return torch::cuda::is_available(); }
+
+torch::Device pick_device(const std::string& name) {
+  if (name.empty() || name == "auto") return cuda_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  torch::Device d(torch::kCPU);
+  try {
+    d = torch::Device(name);
+  } catch (const std::exception&) {
+    throw Error(str("unknown device '", name, "' (use auto, cpu, cuda or cuda:N)"));
+  }
+  if (d.is_cuda()) {
+#ifndef SPRINT_HAVE_CUDA
+    throw Error(str("device '", name, "' asked for, but this build has no CUDA support (configured with the CPU-only LibTorch path)"));
+#else
+    SPRINT_CHECK(cuda_available(), "device '", name, "' asked for, but no CUDA device is available");
+    SPRINT_CHECK(!d.has_index() || d.index() < static_cast<int>(torch::cuda::device_count()), "device '", name,
+                 "' does not exist (", torch::cuda::device_count(), " CUDA devices)");
+#endif
+  } else {
+    SPRINT_CHECK(d.is_cpu(), "device '", name, "' is not supported (use auto, cpu, cuda or cuda:N)");
+  }
+  return d;
+}
+
+std::string describe_runtime(const torch::Device& device) {
+  std::string s = str("LibTorch ", TORCH_VERSION, ", ");
+  if (device.is_cuda()) return s + "CUDA device " + std::to_string(device.has_index() ? device.index() : 0);
+  return s + str("CPU (", torch::get_num_threads(), " threads)");
+}
+
+}  // namespace sprint

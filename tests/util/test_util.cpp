@@ -1,0 +1,55 @@
+#include "test_util.h"
+
+#include <atomic>
+#include <filesystem>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace sprint::test {
+
+std::string fixture_path(const std::string& relative) { return std::string(SPRINT_FIXTURES_DIR) + "/" + relative; }
+
+std::string artifact_path(const std::string& relative) {
+  fs::path p = fs::path(SPRINT_ARTIFACTS_DIR) / relative;
+  fs::create_directories(p.parent_path());
+  return p.string();
+}
+
+std::string temp_dir(const std::string& tag) {
+  static std::atomic<int> counter{0};
+  fs::path p = fs::path(SPRINT_BINARY_DIR) / "test-tmp" /
+               (tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+double nmse(const torch::Tensor& actual, const torch::Tensor& reference) {
+  auto a = actual.detach().to(torch::kCPU, torch::kFloat64);
+  auto b = reference.detach().to(torch::kCPU, torch::kFloat64);
+  double den = b.pow(2).sum().item<double>();
+  double num = (a - b).pow(2).sum().item<double>();
+  return den > 0 ? num / den : num;
+}
+
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.detach().to(torch::kCPU, torch::kFloat64) - b.detach().to(torch::kCPU, torch::kFloat64)).abs().max().item<double>();
+}
+
+::testing::AssertionResult close_nmse(const torch::Tensor& actual, const torch::Tensor& reference, double tol) {
+  if (actual.sizes() != reference.sizes())
+    return ::testing::AssertionFailure() << "shape " << actual.sizes() << " != reference " << reference.sizes();
+  if (!torch::isfinite(actual.to(torch::kFloat32)).all().item<bool>())
+    return ::testing::AssertionFailure() << "non-finite values in the result";
+  double e = nmse(actual, reference);
+  if (e <= tol) return ::testing::AssertionSuccess() << "nmse " << e;
+  auto a = actual.detach().to(torch::kCPU, torch::kFloat64).flatten();
+  auto b = reference.detach().to(torch::kCPU, torch::kFloat64).flatten();
+  std::ostringstream os;
+  os << "nmse " << e << " > " << tol << ", max abs diff " << max_abs_diff(actual, reference) << "; first values:";
+  for (int64_t i = 0; i < std::min<int64_t>(6, a.numel()); ++i) os << " (" << a[i].item<double>() << " vs " << b[i].item<double>() << ")";
+  return ::testing::AssertionFailure() << os.str();
+}
+
+}  // namespace sprint::test

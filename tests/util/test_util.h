@@ -1,0 +1,41 @@
+// Helpers shared by the test executables: fixture access and error metrics.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <string>
+
+#include "sprint/safetensors.h"
+#include "test_paths.h"
+
+namespace sprint::test {
+
+std::string fixture_path(const std::string& relative);   // tests/fixtures/<relative>
+std::string artifact_path(const std::string& relative);  // <build>/test-artifacts/<relative>, folders created
+std::string temp_dir(const std::string& tag);            // fresh empty folder under the build tree
+
+// Normalised mean squared error: sum((a-b)^2) / sum(b^2), computed in float64. b is the reference.
+double nmse(const torch::Tensor& actual, const torch::Tensor& reference);
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b);
+
+// gtest assertion: same shape, all finite, NMSE <= tol. On failure prints shape, NMSE, max abs diff and the
+// first differing values.
+::testing::AssertionResult close_nmse(const torch::Tensor& actual, const torch::Tensor& reference, double tol);
+
+// Expects `f` to throw sprint::Error whose message contains every one of `needles`.
+template <typename F>
+::testing::AssertionResult throws_with(F&& f, std::initializer_list<std::string> needles) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    for (const auto& n : needles)
+      if (msg.find(n) == std::string::npos)
+        return ::testing::AssertionFailure() << "message lacks '" << n << "': " << msg;
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "no exception thrown";
+}
+
+}  // namespace sprint::test
