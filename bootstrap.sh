@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sprint Studio bootstrap: installs what is missing, builds, then runs the app or the tests.
 #
-#   ./bootstrap.sh run [args...]   install + build + run the main job on the bundled model
+#   ./bootstrap.sh run [args...]   install + build + run the main job (args go to sprint-generate)
 #   ./bootstrap.sh test            install + build + run the whole test suite (what CI runs)
 #   ./bootstrap.sh deps | build    only install / only install + build
 #
@@ -82,7 +82,14 @@ case "$cmd" in
     ;;
   run)
     install_apt; install_python; configure_and_build
-    exec "$build/bin/sprint-demo" "$@"
+    if [ $# -eq 0 ]; then
+      # Until the bundled default model (assets/) exists, the main job is a headless generation on the small
+      # test model shipped with the parity fixtures.
+      mkdir -p "$here/out"
+      set -- --model "$here/tests/fixtures/transformer/tiny_sprint" --size 256x256 --steps 2 --seed 0 \
+             --out "$here/out/sprint.png"
+    fi
+    exec "$build/bin/sprint-generate" "$@"
     ;;
   *) echo "usage: $0 run|test|deps|build" >&2; exit 2 ;;
 esac

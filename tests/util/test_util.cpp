@@ -53,3 +53,13 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 }  // namespace sprint::test
+
+namespace {
+// Tests run one LibTorch thread each: results do not depend on the core count, and `ctest -j` does not
+// oversubscribe the machine (OpenMP spin-waiting makes oversubscribed runs orders of magnitude slower).
+class SingleThreadEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { torch::set_num_threads(1); }
+};
+[[maybe_unused]] auto* const g_threads_env = ::testing::AddGlobalTestEnvironment(new SingleThreadEnvironment);
+}  // namespace

@@ -1,0 +1,60 @@
+// PNG writing/reading with text chunks: the generation settings must survive a round trip.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "sprint/image_io.h"
+#include "test_util.h"
+
+using namespace sprint;
+using sprint::test::throws_with;
+
+TEST(ImageIo, RoundTripPixelsAndUtf8Text) {
+  auto dir = sprint::test::temp_dir("png");
+  for (int64_t c : {1, 3, 4}) {
+    auto px = torch::randint(0, 256, {5, 7, c}, torch::kUInt8);
+    std::map<std::string, std::string> text = {{"sprint:prompt", "a red fox, 狐狸 🦊"}, {"sprint:seed", "42"}, {"empty", ""}};
+    auto path = dir + "/img" + std::to_string(c) + ".png";
+    write_png(path, px, text);
+    auto back = read_png(path);
+    EXPECT_TRUE(torch::equal(back.pixels, px)) << c << " channels";
+    EXPECT_EQ(back.text, text);
+  }
+}
+
+TEST(ImageIo, WriteIsAtomicAndValidatesInput) {
+  auto dir = sprint::test::temp_dir("png");
+  auto path = dir + "/a.png";
+  write_png(path, torch::zeros({2, 2, 3}, torch::kUInt8));
+  EXPECT_TRUE(throws_with([&] { write_png(path, torch::zeros({2, 2, 2}, torch::kUInt8)); }, {"a.png", "2 channels"}));
+  EXPECT_TRUE(throws_with([&] { write_png(path, torch::zeros({2, 2, 3})); }, {"a.png", "uint8"}));
+  EXPECT_TRUE(throws_with([&] { write_png(dir + "/no/such/dir/b.png", torch::zeros({2, 2, 3}, torch::kUInt8)); },
+                          {"b.png"}));
+  EXPECT_NO_THROW(read_png(path));  // the earlier file is intact
+  for (auto& e : std::filesystem::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
+TEST(ImageIo, CorruptOrMissingFilesNameTheFile) {
+  auto dir = sprint::test::temp_dir("png");
+  EXPECT_TRUE(throws_with([&] { read_png(dir + "/missing.png"); }, {"missing.png"}));
+  std::ofstream(dir + "/text.png") << "definitely not a png";
+  EXPECT_TRUE(throws_with([&] { read_png(dir + "/text.png"); }, {"text.png", "not a PNG"}));
+  // A real PNG cut in half.
+  write_png(dir + "/full.png", torch::randint(0, 256, {64, 64, 3}, torch::kUInt8));
+  std::ifstream in(dir + "/full.png", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  std::ofstream(dir + "/half.png", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  EXPECT_TRUE(throws_with([&] { read_png(dir + "/half.png"); }, {"half.png"}));
+}
+
+TEST(ImageIo, DecoderOutputToUint8FollowsDiffusers) {
+  auto img = torch::tensor({-2.f, -1.f, 0.f, 0.5f, 1.f, 3.f}).view({1, 3, 1, 2});
+  auto px = to_uint8_image(img);
+  ASSERT_EQ(px.sizes(), torch::IntArrayRef({1, 2, 3}));
+  // clamp(x/2 + 0.5) * 255, rounded: -2 -> 0, -1 -> 0, 0 -> 128 (127.5 rounds to even 128), 0.5 -> 191, 1 -> 255, 3 -> 255
+  std::vector<int> expect = {0, 128, 255, 0, 191, 255};  // (H, W, C) order of channels (0: -2,-1), (1: 0,.5), (2: 1,3)
+  auto flat = px.flatten();
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(flat[i].item<int>(), expect[i]) << i;
+}
