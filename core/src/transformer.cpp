@@ -201,42 +201,40 @@ std::pair<torch::Tensor, torch::Tensor> SanaTimeEmbedImpl::forward(const torch::
 
 // ---- model -----------------------------------------------------------------------------------------------------
 
-SanaTransformer2DModelImpl::SanaTransformer2DModelImpl(const TransformerConfig& c) : config(c) {
+void SanaFrontEnd::build(nn::Module& owner, const TransformerConfig& c) {
   c.validate("transformer config");
+  config = c;
   const int64_t D = c.inner_dim(), p = c.patch_size;
-  auto patch_embed = register_module("patch_embed", std::make_shared<nn::Module>());
+  auto patch_embed = owner.register_module("patch_embed", std::make_shared<nn::Module>());
   patch_embed_proj = patch_embed->register_module(
       "proj", nn::Conv2d(nn::Conv2dOptions(c.in_channels, D, p).stride(p).bias(true)));
-  time_embed = register_module("time_embed", SanaTimeEmbed(D, c.guidance_embeds));
-  auto caption_projection = register_module("caption_projection", std::make_shared<nn::Module>());
+  time_embed = owner.register_module("time_embed", SanaTimeEmbed(D, c.guidance_embeds));
+  auto caption_projection = owner.register_module("caption_projection", std::make_shared<nn::Module>());
   caption_linear_1 = caption_projection->register_module("linear_1", nn::Linear(c.caption_channels, D));
   caption_linear_2 = caption_projection->register_module("linear_2", nn::Linear(D, D));  // GELU(tanh) in between
-  caption_norm = register_module("caption_norm", RMSNorm(D, kCaptionNormEps));
-  transformer_blocks = register_module("transformer_blocks", nn::ModuleList());
+  caption_norm = owner.register_module("caption_norm", RMSNorm(D, kCaptionNormEps));
+  transformer_blocks = owner.register_module("transformer_blocks", nn::ModuleList());
   for (int i = 0; i < c.num_layers; ++i) {
     blocks.emplace_back(c);
     transformer_blocks->push_back(blocks.back());
   }
-  scale_shift_table = register_parameter("scale_shift_table", torch::randn({2, D}) / std::sqrt(static_cast<double>(D)));
-  // norm_out: SanaModulatedNorm, no parameters.
-  proj_out = register_module("proj_out", nn::Linear(D, p * p * c.out_channels));
 }
 
-void SanaTransformer2DModelImpl::set_explicit_attention(bool on) {
+void SanaFrontEnd::set_explicit_attention(bool on) {
   for (auto& b : blocks) b->explicit_softmax = on;
 }
 
-torch::Tensor SanaTransformer2DModelImpl::embed(const torch::Tensor& x) {
+torch::Tensor SanaFrontEnd::embed(const torch::Tensor& x) {
   SPRINT_CHECK(x.dim() == 4 && x.size(1) == config.in_channels, "transformer input must be (B, ", config.in_channels,
                ", H, W), got ", x.sizes());
   SPRINT_CHECK(x.size(2) % config.patch_size == 0 && x.size(3) % config.patch_size == 0,
                "latent size ", x.size(2), "x", x.size(3), " is not a multiple of patch_size ", config.patch_size);
-  return patch_embed_proj(x).flatten(2).transpose(1, 2);  // (B, N, D)
+  return patch_embed_proj->forward(x).flatten(2).transpose(1, 2);  // (B, N, D)
 }
 
-SanaConditioning SanaTransformer2DModelImpl::condition(const torch::Tensor& enc, const torch::Tensor& timestep,
-                                                       const torch::Tensor& guidance, const torch::Tensor& enc_mask,
-                                                       int64_t height, int64_t width, torch::Dtype dtype) {
+SanaConditioning SanaFrontEnd::condition(const torch::Tensor& enc, const torch::Tensor& timestep,
+                                         const torch::Tensor& guidance, const torch::Tensor& enc_mask, int64_t height,
+                                         int64_t width, torch::Dtype dtype) {
   SPRINT_CHECK(enc.dim() == 3 && enc.size(2) == config.caption_channels, "text embeddings must be (B, L, ",
                config.caption_channels, "), got ", enc.sizes());
   const int64_t B = enc.size(0);
@@ -253,15 +251,23 @@ SanaConditioning SanaTransformer2DModelImpl::condition(const torch::Tensor& enc,
     if (g.numel() == 1 && B > 1) g = g.expand({B});
     SPRINT_CHECK(g.numel() == B, "guidance has ", g.numel(), " values for a batch of ", B);
   }
-  std::tie(c.temb6, c.embedded_timestep) = time_embed(t, g, dtype);
-  auto e = caption_linear_2(torch::gelu(caption_linear_1(enc.to(dtype)), "tanh"));
-  c.encoder = caption_norm(e.view({B, -1, config.inner_dim()}));
+  std::tie(c.temb6, c.embedded_timestep) = time_embed->forward(t, g, dtype);
+  auto e = caption_linear_2->forward(torch::gelu(caption_linear_1->forward(enc.to(dtype)), "tanh"));
+  c.encoder = caption_norm->forward(e.view({B, -1, config.inner_dim()}));
   if (enc_mask.defined()) {
     SPRINT_CHECK(enc_mask.dim() == 2 && enc_mask.size(0) == B && enc_mask.size(1) == enc.size(1),
                  "text mask must be (B, L) = (", B, ", ", enc.size(1), "), got ", enc_mask.sizes());
     c.encoder_bias = ((1 - enc_mask.to(dtype)) * kMaskBias).view({B, 1, 1, -1});
   }
   return c;
+}
+
+SanaTransformer2DModelImpl::SanaTransformer2DModelImpl(const TransformerConfig& c) : config(c) {
+  front.build(*this, c);
+  const int64_t D = c.inner_dim(), p = c.patch_size;
+  scale_shift_table = register_parameter("scale_shift_table", torch::randn({2, D}) / std::sqrt(static_cast<double>(D)));
+  // norm_out: SanaModulatedNorm, no parameters.
+  proj_out = register_module("proj_out", nn::Linear(D, p * p * c.out_channels));
 }
 
 torch::Tensor SanaTransformer2DModelImpl::finish(const torch::Tensor& tokens, const SanaConditioning& cond) {
@@ -278,15 +284,15 @@ torch::Tensor SanaTransformer2DModelImpl::forward(const torch::Tensor& x, const 
                                                   const torch::Tensor& enc_mask,
                                                   const std::vector<torch::Tensor>& control, ControlInjection inj) {
   SPRINT_CHECK(x.size(0) == enc.size(0), "latent batch ", x.size(0), " != text batch ", enc.size(0));
-  SPRINT_CHECK(control.size() < blocks.size() || control.empty(), "got ", control.size(),
-               " ControlNet residuals for ", blocks.size(), " transformer blocks");
-  auto tokens = embed(x);
+  SPRINT_CHECK(control.size() < num_blocks() || control.empty(), "got ", control.size(),
+               " ControlNet residuals for ", num_blocks(), " transformer blocks");
+  auto tokens = front.embed(x);
   const int64_t p = config.patch_size;
-  auto cond = condition(enc, timestep, guidance, enc_mask, x.size(2) / p, x.size(3) / p, tokens.scalar_type());
-  for (size_t i = 0; i < blocks.size(); ++i) {
+  auto cond = front.condition(enc, timestep, guidance, enc_mask, x.size(2) / p, x.size(3) / p, tokens.scalar_type());
+  for (size_t i = 0; i < num_blocks(); ++i) {
     const bool inject = !control.empty() && i >= 1 && i <= control.size();
     if (inject && inj == ControlInjection::BeforeBlock) tokens = tokens + control[i - 1];
-    tokens = blocks[i]->forward(tokens, cond);
+    tokens = run_block(i, tokens, cond);
     if (inject && inj == ControlInjection::AfterBlock) tokens = tokens + control[i - 1];
   }
   return finish(tokens, cond);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -476,6 +477,45 @@ TEST(SafetensorsMalformed, BoolBytesOtherThanZeroOrOne) {
   auto path = write_raw("st-bool", raw_file(header, std::string("\x01\x00\x07", 3)));
   auto f = st::File::open(path);  // the header is fine; the bytes are checked when the tensor is viewed
   EXPECT_TRUE(throws_with([&] { f->tensor("m"); }, {path, "'m'", "value 7"}));
+}
+
+TEST(SafetensorsMalformed, RandomCorruptionOnlyThrowsSprintError) {
+  // Corrupt bytes of a valid file (mostly in the length and header, where the parsing is) and check that opening
+  // and reading either works or throws sprint::Error, never anything else. Run under ASan/UBSan this also checks
+  // that no corrupted offset is ever dereferenced.
+  auto dir = temp_dir("st-fuzz");
+  st::save(dir + "/ok.safetensors", every_dtype(), {{"k", "v"}});
+  const std::string good = read_bytes(dir + "/ok.safetensors");
+  std::mt19937 rng(42);
+  const std::string alphabet = "0123456789-[]{},:\"e. \xff";
+  int opened = 0;
+  for (int iter = 0; iter < 400; ++iter) {
+    std::string bytes = good;
+    int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits; ++e) {
+      size_t limit = rng() % 8 == 0 ? bytes.size() : std::min<size_t>(bytes.size(), 8 + 400);
+      size_t pos = rng() % limit;
+      bytes[pos] = rng() % 2 ? alphabet[rng() % alphabet.size()] : static_cast<char>(rng());
+    }
+    if (rng() % 10 == 0) bytes.resize(rng() % bytes.size());
+    std::string path = dir + "/fuzz.safetensors";
+    write_bytes(path, bytes);
+    try {
+      auto f = st::File::open(path);
+      ++opened;
+      for (const auto& info : f->tensors()) {
+        try {
+          f->tensor(info.name).clone();
+        } catch (const sprint::Error&) {
+        }
+      }
+    } catch (const sprint::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "iteration " << iter << ": non-sprint exception: " << e.what();
+    }
+  }
+  EXPECT_GT(opened, 0);  // some edits (e.g. in padding or data) leave a valid file
 }
 
 // ---- sharded archives and folders ------------------------------------------------------------------------------

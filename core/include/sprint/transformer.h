@@ -101,6 +101,27 @@ enum class ControlInjection {
   BeforeBlock,  // NVlabs:    x = block_i(x + r_{i-1}) for 1 <= i <= len(r)
 };
 
+// The part SanaTransformer2DModel and SanaControlNetModel share: patch embed, time embedding, caption projection +
+// norm and the transformer blocks, registered into the owning module under the diffusers names.
+struct SanaFrontEnd {
+  void build(torch::nn::Module& owner, const TransformerConfig& c);
+
+  torch::Tensor embed(const torch::Tensor& x /* (B, C, H, W) */);  // -> (B, N, D)
+  // enc: (B, L, caption_channels); timestep: (B,) or scalar; guidance: (B,) or scalar, already times
+  // guidance_embeds_scale (undefined without guidance embeds); enc_mask: (B, L) 0/1 or undefined.
+  SanaConditioning condition(const torch::Tensor& enc, const torch::Tensor& timestep, const torch::Tensor& guidance,
+                             const torch::Tensor& enc_mask, int64_t height, int64_t width, torch::Dtype dtype);
+  void set_explicit_attention(bool on);
+
+  TransformerConfig config;
+  torch::nn::Conv2d patch_embed_proj{nullptr};                              // patch_embed.proj
+  SanaTimeEmbed time_embed{nullptr};
+  torch::nn::Linear caption_linear_1{nullptr}, caption_linear_2{nullptr};  // caption_projection.linear_{1,2}
+  RMSNorm caption_norm{nullptr};
+  torch::nn::ModuleList transformer_blocks;
+  std::vector<SanaTransformerBlock> blocks;  // typed views of transformer_blocks
+};
+
 struct SanaTransformer2DModelImpl : torch::nn::Module {
   explicit SanaTransformer2DModelImpl(const TransformerConfig& config);
 
@@ -112,24 +133,18 @@ struct SanaTransformer2DModelImpl : torch::nn::Module {
                         const std::vector<torch::Tensor>& control_residuals = {},
                         ControlInjection injection = ControlInjection::AfterBlock);
 
-  // The pieces of forward(), for ControlNet and the LADD discriminator.
-  SanaConditioning condition(const torch::Tensor& enc, const torch::Tensor& timestep, const torch::Tensor& guidance,
-                             const torch::Tensor& enc_mask, int64_t height, int64_t width, torch::Dtype dtype);
-  torch::Tensor embed(const torch::Tensor& x /* (B, C, H, W) */);                           // -> (B, N, D)
-  torch::Tensor finish(const torch::Tensor& tokens, const SanaConditioning& cond);           // -> (B, C, H, W)
-  torch::Tensor run_block(size_t i, const torch::Tensor& tokens, const SanaConditioning& c) { return blocks[i]->forward(tokens, c); }
+  // The pieces of forward(), for ControlNet and the LADD discriminator: front.embed, front.condition, run_block
+  // for each of front.blocks, finish.
+  torch::Tensor run_block(size_t i, const torch::Tensor& tokens, const SanaConditioning& c) { return front.blocks[i]->forward(tokens, c); }
+  torch::Tensor finish(const torch::Tensor& tokens, const SanaConditioning& cond);  // -> (B, C, H, W)
+  size_t num_blocks() const { return front.blocks.size(); }
 
   // Softmax cross-attention through plain ops instead of the fused kernel (needed for forward-mode AD).
-  void set_explicit_attention(bool on);
+  void set_explicit_attention(bool on) { front.set_explicit_attention(on); }
 
   TransformerConfig config;
-  torch::nn::Conv2d patch_embed_proj{nullptr};  // registered as patch_embed.proj
-  SanaTimeEmbed time_embed{nullptr};
-  torch::nn::Linear caption_linear_1{nullptr}, caption_linear_2{nullptr};  // caption_projection.linear_{1,2}
-  RMSNorm caption_norm{nullptr};
-  torch::nn::ModuleList transformer_blocks;
-  std::vector<SanaTransformerBlock> blocks;  // typed views of transformer_blocks
-  torch::Tensor scale_shift_table;           // (2, D)
+  SanaFrontEnd front;
+  torch::Tensor scale_shift_table;  // (2, D)
   torch::nn::Linear proj_out{nullptr};
 };
 TORCH_MODULE(SanaTransformer2DModel);
