@@ -114,8 +114,11 @@ void SanaControlNetModelImpl::init_from_transformer(const SanaTransformer2DModel
 
 SanaControlNetModel load_controlnet(const std::string& dir, const LoadOptions& options) {
   return with_context("loading ControlNet from '" + dir + "'", [&] {
-    SanaControlNetModel model(ControlNetConfig::load(dir));
-    load_state_dict(*model, safetensors::Archive::open(dir), options);
+    auto config = ControlNetConfig::load(dir);
+    auto archive = safetensors::Archive::open(dir);
+    check_block_count(archive, "transformer_blocks.", config.base.num_layers, dir + "/config.json", "num_layers");
+    SanaControlNetModel model(config);
+    load_state_dict(*model, archive, options);
     model->eval();
     return model;
   });

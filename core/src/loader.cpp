@@ -13,6 +13,28 @@ torch::Dtype default_dtype_for(const torch::Device& device) {
   return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
 }
 
+int count_numbered_children(const safetensors::Archive& archive, const std::string& prefix) {
+  int n = 0;
+  for (const auto& key : archive.keys()) {
+    if (key.rfind(prefix, 0) != 0) continue;
+    const auto rest = key.substr(prefix.size());
+    const auto dot = rest.find('.');
+    try {
+      n = std::max(n, std::stoi(rest.substr(0, dot)) + 1);
+    } catch (const std::exception&) {
+      // not a numbered child
+    }
+  }
+  return n;
+}
+
+void check_block_count(const safetensors::Archive& archive, const std::string& prefix, int configured,
+                       const std::string& config_file, const std::string& key) {
+  const int found = count_numbered_children(archive, prefix);
+  SPRINT_CHECK(found == configured, config_file, ": '", key, "' = ", configured, " but ", archive.source(), " holds ",
+               found, " ", prefix.substr(0, prefix.size() - 1), found ? str(" (", prefix, "0-", found - 1, ")") : std::string());
+}
+
 LoadReport load_state_dict(torch::nn::Module& module, const safetensors::Archive& archive, const LoadOptions& opt) {
   LoadReport report;
   std::vector<std::string> problems;

@@ -307,6 +307,7 @@ SanaTransformer2DModel load_transformer(const std::string& dir, const LoadOption
     auto config = TransformerConfig::load(dir);
     SanaTransformer2DModel model(config);
     auto archive = safetensors::Archive::open(dir);
+    check_block_count(archive, "transformer_blocks.", config.num_layers, dir + "/config.json", "num_layers");
     load_state_dict(*model, archive, options);
     model->eval();
     return model;

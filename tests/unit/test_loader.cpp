@@ -126,4 +126,7 @@ TEST(Loader, ConfigThatDisagreesWithWeightsIsCaught) {
   auto path = write(state_of(*small));
   EXPECT_TRUE(throws_with([&] { load_state_dict(*big, safetensors::Archive::open(path), {}); },
                           {"transformer_blocks.2.attn1.to_q.weight' is missing"}));
+  EXPECT_EQ(count_numbered_children(safetensors::Archive::open(path), "transformer_blocks."), 2);
+  EXPECT_TRUE(throws_with([&] { check_block_count(safetensors::Archive::open(path), "transformer_blocks.", 3, "cfg.json", "num_layers"); },
+                          {"cfg.json: 'num_layers' = 3 but", "holds 2 transformer_blocks (transformer_blocks.0-1)"}));
 }

@@ -38,6 +38,14 @@ struct LoadReport {
 // Throws sprint::Error listing every problem (missing, shape, dtype, unexpected in strict mode).
 LoadReport load_state_dict(torch::nn::Module& module, const safetensors::Archive& archive, const LoadOptions& options);
 
+// Number of numbered children under `prefix` in a checkpoint: keys "transformer_blocks.0.x" ... "transformer_blocks.6.y"
+// give 7 for prefix "transformer_blocks.". Lets loaders say "config says 4 blocks, weights hold 3" in one line.
+int count_numbered_children(const safetensors::Archive& archive, const std::string& prefix);
+
+// Throws "<file>: '<key>' = <configured> but the weights hold <found> ..." when the two disagree.
+void check_block_count(const safetensors::Archive& archive, const std::string& prefix, int configured,
+                       const std::string& config_file, const std::string& key);
+
 // Run dtype for a device: fp32 on CPU, bf16 on CUDA.
 torch::Dtype default_dtype_for(const torch::Device& device);
 

@@ -1,0 +1,229 @@
+// SANA-Sprint pipeline. See include/sprint/pipeline.h.
+#include "sprint/pipeline.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include "sprint/config.h"
+#include "sprint/error.h"
+#include "sprint/log.h"
+#include "sprint/runtime.h"
+
+namespace fs = std::filesystem;
+
+namespace sprint {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+std::string lower_ascii_strip(const std::string& s) {
+  const char* ws = " \t\n\r\f\v";
+  auto b = s.find_first_not_of(ws);
+  if (b == std::string::npos) return "";
+  auto e = s.find_last_not_of(ws);
+  std::string out = s.substr(b, e - b + 1);
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+void require_dir(const fs::path& p, const std::string& what) {
+  SPRINT_CHECK(fs::is_directory(p), "model folder '", p.parent_path().string(), "' has no ", p.filename().string(),
+               "/ subfolder (", what, ")");
+}
+}  // namespace
+
+const std::string& complex_human_instruction() {
+  // diffusers pipeline_sana_sprint.py __call__ default (joined with "\n").
+  static const std::string text =
+      "Given a user prompt, generate an 'Enhanced prompt' that provides detailed visual descriptions suitable for "
+      "image generation. Evaluate the level of detail in the user prompt:\n"
+      "- If the prompt is simple, focus on adding specifics about colors, shapes, sizes, textures, and spatial "
+      "relationships to create vivid and concrete scenes.\n"
+      "- If the prompt is already detailed, refine and enhance the existing details slightly without "
+      "overcomplicating.\n"
+      "Here are examples of how to transform or refine prompts:\n"
+      "- User Prompt: A cat sleeping -> Enhanced: A small, fluffy white cat curled up in a round shape, sleeping "
+      "peacefully on a warm sunny windowsill, surrounded by pots of blooming red flowers.\n"
+      "- User Prompt: A busy city street -> Enhanced: A bustling city street scene at dusk, featuring glowing street "
+      "lamps, a diverse crowd of people in colorful clothing, and a double-decker bus passing by towering glass "
+      "skyscrapers.\n"
+      "Please generate only the enhanced description for the prompt below and avoid including any additional "
+      "commentary or evaluations:\n"
+      "User Prompt: ";
+  return text;
+}
+
+PromptOptions PromptOptions::load(const std::string& model_dir) {
+  PromptOptions o;
+  auto path = fs::path(model_dir) / "sprint_pipeline.json";
+  if (!fs::exists(path)) return o;
+  auto j = read_json_file(path.string());
+  ConfigReader r(j, path.string());
+  o.complex_human_instruction = r.optional<bool>("complex_human_instruction", o.complex_human_instruction);
+  o.max_sequence_length = r.optional<int>("max_sequence_length", o.max_sequence_length);
+  o.lowercase = r.optional<bool>("lowercase", o.lowercase);
+  if (o.max_sequence_length < 2) r.reject("max_sequence_length", "must be >= 2");
+  r.report_unused();
+  return o;
+}
+
+Pipeline::Pipeline(const std::string& dir, const PipelineOptions& options) : dir_(dir) {
+  device_ = pick_device(options.device);
+  dtype_ = options.dtype.value_or(default_dtype_for(device_));
+}
+
+std::unique_ptr<Pipeline> Pipeline::load(const std::string& dir, const PipelineOptions& options) {
+  std::unique_ptr<Pipeline> p(new Pipeline(dir, options));
+  p->load_components();
+  return p;
+}
+
+void Pipeline::load_components() {
+  const std::string& dir = dir_;
+  Pipeline* p = this;
+  SPRINT_CHECK(fs::is_directory(dir), "model folder '", dir, "' does not exist");
+  fs::path root(dir);
+  require_dir(root / "transformer", "the diffusion transformer");
+  require_dir(root / "vae", "the DC-AE autoencoder");
+  require_dir(root / "text_encoder", "the Gemma-2 text encoder");
+  require_dir(root / "tokenizer", "the SentencePiece tokenizer");
+  LoadOptions lo;
+  lo.device = p->device_;
+  lo.dtype = p->dtype_;
+  p->prompt_options_ = PromptOptions::load(dir);
+  p->tokenizer_ = with_context("loading tokenizer", [&] { return Tokenizer::load((root / "tokenizer").string()); });
+  p->text_encoder_ = load_text_encoder((root / "text_encoder").string(), lo);
+  p->transformer_ = load_transformer((root / "transformer").string(), lo);
+  p->vae_ = load_vae((root / "vae").string(), lo);
+  p->vae_scale_ = p->vae_->config.spatial_compression();
+  // Components must fit together; say which config keys disagree rather than failing inside a matmul.
+  const auto& tc = p->transformer_->config;
+  SPRINT_CHECK(tc.caption_channels == p->text_encoder_->config.hidden_size, dir, ": transformer/config.json caption_channels = ",
+               tc.caption_channels, " but text_encoder/config.json hidden_size = ", p->text_encoder_->config.hidden_size);
+  SPRINT_CHECK(tc.in_channels == p->vae_->config.latent_channels, dir, ": transformer/config.json in_channels = ",
+               tc.in_channels, " but vae/config.json latent_channels = ", p->vae_->config.latent_channels);
+  SPRINT_CHECK(p->tokenizer_.vocab_size() <= p->text_encoder_->config.vocab_size, dir, ": the tokenizer has ",
+               p->tokenizer_.vocab_size(), " tokens but text_encoder/config.json vocab_size = ",
+               p->text_encoder_->config.vocab_size);
+}
+
+void Pipeline::check_cancelled(const GenerateRequest& r) {
+  if (r.cancelled && r.cancelled()) throw Cancelled();
+}
+
+void Pipeline::clear_caches() {
+  prompt_cache_.clear();
+  noise_key_.reset();
+  noise_.clear();
+}
+
+TextEmbedding Pipeline::encode_prompt(const std::string& prompt, StageTimes* times) {
+  if (auto it = prompt_cache_.find(prompt); it != prompt_cache_.end()) {
+    if (times) times->prompt_cached = true;
+    return it->second;
+  }
+  torch::InferenceMode guard;
+  auto t0 = Clock::now();
+  const auto& po = prompt_options_;
+  std::string text = po.lowercase ? lower_ascii_strip(prompt) : prompt;
+  int max_length = po.max_sequence_length;
+  if (po.complex_human_instruction) {
+    const auto& chi = complex_human_instruction();
+    const auto n_chi = static_cast<int64_t>(tokenizer_.encode(chi, /*add_bos=*/true).size());
+    max_length = static_cast<int>(sana_padded_length(n_chi, po.max_sequence_length));
+    text = chi + text;
+  }
+  auto batch = tokenizer_.encode_batch({text}, max_length, /*add_bos=*/true);
+  if (times) times->tokenize_ms = ms_since(t0);
+  t0 = Clock::now();
+  auto ids = batch.input_ids.to(device_), mask = batch.attention_mask.to(device_);
+  auto hidden = text_encoder_->forward(ids, mask);
+  auto [embeds, sel_mask] = select_sana_tokens(hidden, mask, po.max_sequence_length);
+  if (times) times->text_encoder_ms = ms_since(t0);
+  TextEmbedding e{embeds.to(dtype_), sel_mask};
+  if (prompt_cache_.size() >= kPromptCacheSize) prompt_cache_.clear();
+  prompt_cache_[prompt] = e;
+  return e;
+}
+
+std::vector<torch::Tensor> Pipeline::noise_for(uint64_t seed, const std::vector<int64_t>& shape, int draws, bool& cached) {
+  NoiseKey key{seed, shape};
+  cached = noise_key_ && *noise_key_ == key && static_cast<int>(noise_.size()) >= draws;
+  if (!(noise_key_ && *noise_key_ == key)) {
+    noise_key_ = key;
+    noise_.clear();
+  }
+  if (static_cast<int>(noise_.size()) < draws) {
+    // Regenerate the whole sequence: draw k of a seed depends on the draws before it.
+    noise_.clear();
+    auto src = seeded_cpu_noise(seed);
+    for (int i = 0; i < draws; ++i) noise_.push_back(src(shape));
+  }
+  return std::vector<torch::Tensor>(noise_.begin(), noise_.begin() + draws);
+}
+
+FlowModel Pipeline::make_flow(const TextEmbedding& text, const torch::Tensor& guidance, const GenerateRequest&,
+                              StageTimes&) {
+  auto* t = transformer_.get();
+  const bool with_guidance = t->config.guidance_embeds;
+  return [t, text, guidance, with_guidance](const torch::Tensor& x, const torch::Tensor& s) {
+    return t->forward(x, text.embeds, s, with_guidance ? guidance : torch::Tensor(), text.mask);
+  };
+}
+
+torch::Tensor Pipeline::decode(const torch::Tensor& latent) {
+  torch::InferenceMode guard;
+  auto z = latent.to(device_, dtype_) / vae_->config.scaling_factor;
+  return vae_->decode(z).to(torch::kCPU, torch::kFloat32);
+}
+
+GenerateResult Pipeline::generate(const GenerateRequest& r) {
+  SPRINT_CHECK(r.steps >= 1 && r.steps <= 4, "steps = ", r.steps, ": SANA-Sprint samples in 1 to 4 steps");
+  SPRINT_CHECK(r.width > 0 && r.height > 0 && r.width % vae_scale_ == 0 && r.height % vae_scale_ == 0, "size ",
+               r.width, "x", r.height, " must be positive multiples of ", vae_scale_);
+  SPRINT_CHECK(std::isfinite(r.guidance), "guidance must be a finite number");
+  torch::InferenceMode guard;
+  const auto t_total = Clock::now();
+  GenerateResult out;
+  auto& times = out.times;
+  auto report = [&](const char* stage, double ms) { if (r.on_stage) r.on_stage(stage, ms); };
+
+  check_cancelled(r);
+  auto text = encode_prompt(r.prompt, &times);
+  report("text", times.tokenize_ms + times.text_encoder_ms);
+  check_cancelled(r);
+
+  const auto& tc = transformer_->config;
+  // diffusers: guidance cast to the text dtype, then times guidance_embeds_scale (in that dtype).
+  auto guidance = torch::full({1}, r.guidance, torch::TensorOptions().device(device_)).to(dtype_) * tc.guidance_embeds_scale;
+  auto flow = make_flow(text, guidance, r, times);
+  report("condition", times.condition_ms);
+  check_cancelled(r);
+
+  ScmSampleOptions so;
+  so.timesteps = r.custom_timesteps.empty() ? scm_timesteps(r.steps, kScmMaxTimestep, r.steps == 2 ? r.intermediate : std::nullopt)
+                                            : scm_timesteps(r.steps, kScmMaxTimestep, std::nullopt, r.custom_timesteps);
+  so.device = device_;
+  so.model_dtype = dtype_;
+  so.on_step = [&](int, int, const torch::Tensor&) { return !(r.cancelled && r.cancelled()); };
+  const std::vector<int64_t> shape = {1, tc.in_channels, r.height / vae_scale_, r.width / vae_scale_};
+  auto draws = noise_for(r.seed, shape, r.steps + 1, times.noise_cached);
+  size_t next = 0;
+  NoiseSource noise = [&](const std::vector<int64_t>&) { return draws.at(next++); };
+  auto t0 = Clock::now();
+  out.latent = scm_sample(flow, shape, noise, so).to(torch::kCPU);
+  times.transformer_ms = ms_since(t0);
+  report("transformer", times.transformer_ms);
+  check_cancelled(r);
+
+  t0 = Clock::now();
+  out.image = decode(out.latent);
+  times.decode_ms = ms_since(t0);
+  report("decode", times.decode_ms);
+  times.total_ms = ms_since(t_total);
+  return out;
+}
+
+}  // namespace sprint
