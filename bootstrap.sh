@@ -83,11 +83,11 @@ case "$cmd" in
   run)
     install_apt; install_python; configure_and_build
     if [ $# -eq 0 ]; then
-      # Until the bundled default model (assets/) exists, the main job is a headless generation on the small
-      # test model shipped with the parity fixtures.
+      # Until the bundled default model (assets/) exists, the main job is a headless generation on the tiny
+      # random-weight pipeline shipped with the parity fixtures (it exercises every stage; the picture is noise).
       mkdir -p "$here/out"
-      set -- --model "$here/tests/fixtures/transformer/tiny_sprint" --size 256x256 --steps 2 --seed 0 \
-             --out "$here/out/sprint.png"
+      set -- --model "$here/tests/fixtures/pipeline/tiny_pipeline" --prompt "a red fox in the snow" \
+             --size 256x256 --steps 2 --seed 0 --out "$here/out/sprint.png"
     fi
     exec "$build/bin/sprint-generate" "$@"
     ;;

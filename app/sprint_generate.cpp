@@ -1,20 +1,25 @@
-// sprint-generate: headless text(+sketch) -> image on a diffusers-layout model folder.
+// sprint-generate: headless text (+ sketch or photo) -> image on a diffusers-layout model folder.
 //
-// Current stage (Foundation): the folder needs `transformer/`. A model without `text_encoder/` runs on empty
-// (zero) text embeddings, and one without `vae/` is written as a latent preview (three latent channels as RGB).
-// The full pipeline (Gemma-2 text encoder, DC-AE decoder, ControlNet sketch input) plugs in here.
+//   sprint-generate --model DIR --prompt "a red fox" [--sketch in.png | --image photo.png] --steps 2
+//                   --guidance 4.5 --control-scale 1.0 --seed 7 --size 1024x1024 --out out.png
+//   sprint-generate --from out.png [--seed 8 ...]      re-runs the settings stored in a PNG we wrote
+//
+// The PNG carries the settings as text chunks (sprint:prompt, sprint:seed, ...). Progress and per-stage times go to
+// stderr. A sketch or photo needs a model with a controlnet/ folder.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cstdio>
+#include <sstream>
 #include <filesystem>
 
+#include "sprint/control_pipeline.h"
 #include "sprint/error.h"
+#include "sprint/hed.h"
 #include "sprint/image_io.h"
 #include "sprint/runtime.h"
-#include "sprint/scm.h"
-#include "sprint/transformer.h"
+#include "sprint/scribble.h"
 
 namespace fs = std::filesystem;
 using namespace sprint;
@@ -22,9 +27,10 @@ using namespace sprint;
 namespace {
 
 struct Options {
-  std::string model, prompt, out = "sprint.png", size = "1024x1024", device = "auto";
-  int steps = 2, threads = 0;
-  double guidance = 4.5;
+  std::string model, prompt, sketch, image, hed, from, out = "sprint.png", size = "1024x1024", device = "auto";
+  std::string timesteps, save_condition;
+  int steps = 2, threads = 0, thickness = kDefaultScribbleThickness;
+  double guidance = 4.5, control_scale = 1.0;
   uint64_t seed = 0;
 };
 
@@ -33,80 +39,123 @@ std::pair<int, int> parse_size(const std::string& s) {
   char x = 0;
   if (std::sscanf(s.c_str(), "%d%c%d", &w, &x, &h) != 3 || (x != 'x' && x != 'X') || w <= 0 || h <= 0)
     throw Error(str("--size '", s, "': expected WIDTHxHEIGHT, e.g. 1024x1024"));
-  if (w % 32 || h % 32) throw Error(str("--size ", s, ": width and height must be multiples of 32"));
   return {w, h};
 }
 
-// Three latent channels, each stretched to [0, 255], upsampled 8x so the preview is visible.
-torch::Tensor latent_preview(const torch::Tensor& latent) {
-  auto x = latent[0].narrow(0, 0, std::min<int64_t>(3, latent.size(1))).to(torch::kFloat32);
-  if (x.size(0) < 3) x = torch::cat({x, x.narrow(0, 0, 1).expand({3 - x.size(0), x.size(1), x.size(2)})});
-  auto lo = x.amin({1, 2}, true), hi = x.amax({1, 2}, true);
-  x = (x - lo) / (hi - lo + 1e-6);
-  x = x.repeat_interleave(8, 1).repeat_interleave(8, 2);
-  return (x * 255).round().to(torch::kUInt8).permute({1, 2, 0}).contiguous();
+std::vector<double> parse_timesteps(const std::string& s) {
+  std::vector<double> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      out.push_back(std::stod(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw Error(str("--timesteps '", s, "': '", item, "' is not a number (expected e.g. 1.5708,1.3,0)"));
+    }
+  }
+  return out;
 }
 
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+// Settings stored by an earlier run; explicit command-line options win.
+void apply_from(Options& o, const CLI::App& app) {
+  auto png = read_png(o.from);
+  auto get = [&](const char* key) -> const std::string* {
+    auto it = png.text.find(std::string("sprint:") + key);
+    return it == png.text.end() ? nullptr : &it->second;
+  };
+  SPRINT_CHECK(get("prompt") || get("seed"), "--from '", o.from, "': this PNG holds no Sprint Studio settings");
+  auto take = [&](const char* flag, const char* key, auto& field) {
+    if (app.count(flag) || !get(key)) return;
+    std::stringstream ss(*get(key));
+    ss >> field;
+    SPRINT_CHECK(!ss.fail(), "--from '", o.from, "': bad value '", *get(key), "' for ", key);
+  };
+  if (!app.count("--prompt") && get("prompt")) o.prompt = *get("prompt");
+  if (!app.count("--model") && get("model_path")) o.model = *get("model_path");
+  if (!app.count("--sketch") && !app.count("--image") && get("sketch")) o.sketch = *get("sketch");
+  take("--seed", "seed", o.seed);
+  take("--steps", "steps", o.steps);
+  take("--guidance", "guidance", o.guidance);
+  take("--control-scale", "control_scale", o.control_scale);
+  take("--size", "size", o.size);
+  take("--thickness", "thickness", o.thickness);
+  if (!app.count("--timesteps") && get("timesteps")) o.timesteps = *get("timesteps");
 }
 
-int run(const Options& o) {
+int run(Options o, const CLI::App& app) {
+  if (!o.from.empty()) apply_from(o, app);
+  SPRINT_CHECK(!o.model.empty(), "--model is required (or --from a PNG written by sprint-generate)");
+  SPRINT_CHECK(o.sketch.empty() || o.image.empty(), "give --sketch or --image, not both");
   const int threads = init_threads(o.threads);
-  const auto device = pick_device(o.device);
   const auto [width, height] = parse_size(o.size);
-  SPRINT_CHECK(o.steps >= 1 && o.steps <= 4, "--steps ", o.steps, ": SANA-Sprint samples in 1 to 4 steps");
-  SPRINT_CHECK(fs::is_directory(o.model), "--model '", o.model, "': not a folder (expected a diffusers-layout model folder)");
-  SPRINT_CHECK(fs::is_directory(fs::path(o.model) / "transformer"), "--model '", o.model,
-               "': no transformer/ subfolder (expected the diffusers layout: transformer/, vae/, text_encoder/, tokenizer/)");
-  std::fprintf(stderr, "%s\n", describe_runtime(device).c_str());
 
-  torch::InferenceMode guard;
+  PipelineOptions po;
+  po.device = o.device;
+  const bool controlled = !o.sketch.empty() || !o.image.empty();
   auto t0 = std::chrono::steady_clock::now();
-  LoadOptions lo;
-  lo.device = device;
-  lo.dtype = default_dtype_for(device);
-  auto transformer = load_transformer((fs::path(o.model) / "transformer").string(), lo);
-  std::fprintf(stderr, "load transformer: %.0f ms\n", ms_since(t0));
+  std::unique_ptr<Pipeline> pipe;
+  ControlPipeline* cpipe = nullptr;
+  if (controlled) {
+    auto cp = ControlPipeline::load(o.model, po);
+    cpipe = cp.get();
+    pipe = std::move(cp);
+  } else {
+    pipe = Pipeline::load(o.model, po);
+  }
+  std::fprintf(stderr, "%s; model %s loaded in %.0f ms\n", describe_runtime(pipe->device()).c_str(), o.model.c_str(),
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
 
-  const auto& cfg = transformer->config;
-  const bool has_text_encoder = fs::is_directory(fs::path(o.model) / "text_encoder");
-  const bool has_vae = fs::is_directory(fs::path(o.model) / "vae");
-  if (!has_text_encoder)
-    std::fprintf(stderr, "note: %s has no text_encoder/: running on empty text embeddings (the prompt is not used)\n", o.model.c_str());
-  // Text conditioning: one zero token with a full mask stands in for "no prompt".
-  auto enc = torch::zeros({1, 1, cfg.caption_channels}, torch::TensorOptions().dtype(lo.dtype).device(device));
-  auto mask = torch::ones({1, 1}, torch::TensorOptions().dtype(torch::kInt64).device(device));
-  auto g = (torch::full({1}, o.guidance, torch::TensorOptions().device(device)).to(lo.dtype) * cfg.guidance_embeds_scale);
-  FlowModel flow = [&](const torch::Tensor& x, const torch::Tensor& s) {
-    return transformer->forward(x, enc, s, cfg.guidance_embeds ? g : torch::Tensor(), mask);
-  };
+  if (cpipe) {
+    torch::Tensor map;
+    if (!o.sketch.empty()) {
+      map = with_context("--sketch '" + o.sketch + "'", [&] { return sketch_to_scribble(read_png(o.sketch).pixels, o.thickness); });
+    } else {
+      HED hed{nullptr};
+      if (!o.hed.empty()) hed = load_hed(o.hed);
+      else std::fprintf(stderr, "note: no --hed weights given: using the OpenCV soft-edge detector instead of HED\n");
+      map = with_context("--image '" + o.image + "'", [&] {
+        return photo_to_scribble(read_png(o.image).pixels, hed ? hed.get() : nullptr, o.thickness, std::min(width, height));
+      });
+    }
+    if (!o.save_condition.empty()) write_png(o.save_condition, map.unsqueeze(-1));
+    cpipe->set_condition(map, 1);
+    cpipe->set_control_scale(o.control_scale);
+  }
 
-  ScmSampleOptions so;
-  so.timesteps = scm_timesteps(o.steps);
-  so.device = device;
-  so.model_dtype = lo.dtype;
-  so.on_step = [&](int i, int n, const torch::Tensor&) {
-    std::fprintf(stderr, "step %d/%d: %.0f ms\n", i + 1, n, ms_since(t0));
-    return true;
-  };
-  const int vae_scale = 32;
-  t0 = std::chrono::steady_clock::now();
-  auto latent = scm_sample(flow, {1, cfg.in_channels, height / vae_scale, width / vae_scale}, seeded_cpu_noise(o.seed), so);
-  std::fprintf(stderr, "transformer (%d steps): %.0f ms\n", o.steps, ms_since(t0));
+  GenerateRequest r;
+  r.prompt = o.prompt;
+  r.steps = o.steps;
+  r.guidance = o.guidance;
+  r.seed = o.seed;
+  r.width = width;
+  r.height = height;
+  if (!o.timesteps.empty()) r.custom_timesteps = parse_timesteps(o.timesteps);
+  r.on_stage = [](const std::string& stage, double ms) { std::fprintf(stderr, "  %-12s %8.1f ms\n", stage.c_str(), ms); };
+  auto result = pipe->generate(r);
+  const auto& t = result.times;
+  std::fprintf(stderr, "total %.1f ms (tokenize %.1f, text encoder %.1f, condition %.1f, transformer %.1f, decode %.1f)\n",
+               t.total_ms, t.tokenize_ms, t.text_encoder_ms, t.condition_ms, t.transformer_ms, t.decode_ms);
 
   std::map<std::string, std::string> meta = {
-      {"sprint:prompt", o.prompt}, {"sprint:seed", std::to_string(o.seed)}, {"sprint:steps", std::to_string(o.steps)},
-      {"sprint:guidance", str(o.guidance)}, {"sprint:model", fs::path(o.model).filename().string()},
-      {"sprint:size", str(width, "x", height)}, {"Software", "Sprint Studio sprint-generate"}};
-  if (!has_vae) {
-    std::fprintf(stderr, "note: %s has no vae/: writing a latent preview\n", o.model.c_str());
-    meta["sprint:output"] = "latent-preview";
-    write_png(o.out, latent_preview(latent), meta);
-  } else {
-    throw Error(str(o.model, "/vae: decoding is not implemented yet in this build"));
+      {"sprint:prompt", o.prompt},
+      {"sprint:seed", std::to_string(o.seed)},
+      {"sprint:steps", std::to_string(o.steps)},
+      {"sprint:guidance", str(o.guidance)},
+      {"sprint:size", str(width, "x", height)},
+      {"sprint:model", fs::path(o.model).lexically_normal().filename().string()},
+      {"sprint:model_path", fs::absolute(o.model).lexically_normal().string()},
+      {"Software", "Sprint Studio sprint-generate"}};
+  if (!o.timesteps.empty()) meta["sprint:timesteps"] = o.timesteps;
+  if (controlled) {
+    meta["sprint:control_scale"] = str(o.control_scale);
+    meta["sprint:thickness"] = std::to_string(o.thickness);
+    meta[o.sketch.empty() ? "sprint:image" : "sprint:sketch"] = fs::absolute(o.sketch.empty() ? o.image : o.sketch).string();
   }
-  std::fprintf(stderr, "wrote %s (%d threads)\n", o.out.c_str(), threads);
+  write_png(o.out, to_uint8_image(result.image), meta);
+  std::fprintf(stderr, "wrote %s (%dx%d, seed %llu, %d threads)\n", o.out.c_str(), width, height,
+               static_cast<unsigned long long>(o.seed), threads);
   return 0;
 }
 
@@ -114,19 +163,27 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
   Options o;
-  CLI::App app{"sprint-generate: SANA-Sprint text(+sketch) to image, headless"};
-  app.add_option("--model", o.model, "model folder in diffusers layout")->required();
+  CLI::App app{"sprint-generate: SANA-Sprint text (+ sketch) to image, headless"};
+  app.add_option("--model", o.model, "model folder in diffusers layout (transformer/, vae/, text_encoder/, tokenizer/, [controlnet/])");
   app.add_option("--prompt", o.prompt, "text prompt");
+  app.add_option("--sketch", o.sketch, "PNG sketch (dark strokes on light) -> scribble condition (needs controlnet/)");
+  app.add_option("--image", o.image, "PNG photo -> HED scribble condition (needs controlnet/)");
+  app.add_option("--hed", o.hed, "HED weights (safetensors) for --image; without them an OpenCV soft-edge detector is used");
+  app.add_option("--thickness", o.thickness, "scribble thickness 0-24 (the Sana demo uses 1-4)")->capture_default_str();
   app.add_option("--steps", o.steps, "sampling steps, 1-4")->capture_default_str();
-  app.add_option("--guidance", o.guidance, "guidance scale (embedded, no extra pass)")->capture_default_str();
+  app.add_option("--timesteps", o.timesteps, "custom TrigFlow timesteps, e.g. 1.5708,1.3,0");
+  app.add_option("--guidance", o.guidance, "guidance scale (embedded: no extra pass)")->capture_default_str();
+  app.add_option("--control-scale", o.control_scale, "ControlNet conditioning scale")->capture_default_str();
   app.add_option("--seed", o.seed, "noise seed")->capture_default_str();
-  app.add_option("--size", o.size, "WIDTHxHEIGHT, multiples of 32")->capture_default_str();
+  app.add_option("--size", o.size, "WIDTHxHEIGHT, multiples of the VAE's compression (32 for SANA)")->capture_default_str();
   app.add_option("--out", o.out, "output PNG")->capture_default_str();
+  app.add_option("--save-condition", o.save_condition, "also write the condition map the model sees (PNG)");
+  app.add_option("--from", o.from, "re-run the settings stored in a PNG written by sprint-generate");
   app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--threads", o.threads, "CPU threads (0 = all cores)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
-    return run(o);
+    return run(o, app);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sprint-generate: error: %s\n", e.what());
     return 1;

@@ -3,8 +3,9 @@
 // --compare the same numbers for diffusers on the same weights, inputs and thread count (plus an output NMSE, which
 // makes the comparison a full-size parity check as well).
 //
-// A tool, not a test: nothing here asserts; the numbers are for people. Modes: transformer (default); --pipeline
-// is reserved for per-stage pipeline latency (a later issue) and is dispatched in main().
+// A tool, not a test: nothing here asserts; the numbers are for people. Modes: transformer (default); --pipeline:
+// per-stage latency of the whole sketch-to-image pipeline, cold and warm, against diffusers' SanaSprintPipeline
+// (see "pipeline mode" below).
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -29,10 +30,15 @@
 #include <nlohmann/json.hpp>
 
 #include "sprint/config.h"
+#include "sprint/control_pipeline.h"
+#include "sprint/controlnet.h"
 #include "sprint/error.h"
 #include "sprint/runtime.h"
 #include "sprint/safetensors.h"
+#include "sprint/scribble.h"
+#include "sprint/text_encoder.h"
 #include "sprint/transformer.h"
+#include "sprint/vae.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -67,6 +73,12 @@ struct Options {
   std::string json_path, save_dir;
   std::string python = SPRINT_BENCH_PYTHON, script = SPRINT_BENCH_SCRIPT, tiny_dir = SPRINT_BENCH_TINY_DIR;
   bool compare = false, keep = false;
+  // --pipeline
+  std::string pipeline_script = SPRINT_BENCH_PIPELINE_SCRIPT, tiny_pipeline = SPRINT_BENCH_TINY_PIPELINE_DIR;
+  std::string tokenizer = SPRINT_BENCH_TOKENIZER;
+  int size = 0;            // real-shape image side; 0: real shape not run (opt-in with --real or --size)
+  int steps = 0;           // 0: per case (tiny 2, real shape 1)
+  bool no_tiny = false, no_compare = false;
 };
 
 struct Row {
@@ -469,6 +481,529 @@ int run_transformer_bench(const Options& o) {
   return 0;
 }
 
+// ---- pipeline mode ---------------------------------------------------------------------------------------------
+//
+// Per-stage latency of the whole sketch-to-image pipeline (sprint::ControlPipeline: tokenizer, Gemma-2, scribble ->
+// DC-AE encode, Sprint transformer + ControlNet over all SCM steps, DC-AE decode) on
+//   (a) the tiny fixture pipeline (tests/fixtures/pipeline/tiny_pipeline, 64x64), and
+//   (b) opt-in, the real SANA-Sprint 0.6B shape: a random-weight folder in diffusers layout written to a temporary
+//       folder (0.6B transformer, a 7-block ControlNet, DC-AE f32c32 and a REDUCED Gemma-2: hidden 2304 as the real
+//       one, but 2 layers and a 4096-token vocabulary instead of 26 layers and 256000 tokens).
+// C++ scenarios: "cold" (first call of a freshly loaded pipeline), "full" (warm process, nothing cached), "sketch
+// changed" (prompt and noise cached, scribble map rebuilt and re-encoded) and "seed changed" (prompt and condition
+// cached, new noise). The same stages then run through diffusers' SanaSprintPipeline (bench_pipeline_diffusers.py)
+// on the same folder, prompt, condition map, seed and thread count, and the final latents are compared (NMSE).
+
+constexpr uint64_t kPipelineWeightSeed = 0;  // torch::manual_seed before filling the random real-shape weights
+constexpr uint64_t kPipelineSeed = 42;       // request seed of the cold / full / sketch-changed runs
+constexpr double kPipelineGuidance = 4.5;
+constexpr double kControlScale = 1.0;
+const char* const kPipelinePrompt = "A fox sitting under a tree, watercolour";
+
+// The reduced Gemma-2 of the real-shape folder: the 2B's widths (hidden 2304 = the transformer's caption_channels,
+// heads, head_dim, MLP), 2 of its 26 layers and a 4096-token vocabulary (the fixture tokenizer has 420 pieces).
+constexpr int kReducedGemmaLayers = 2;
+constexpr int kReducedGemmaVocab = 4096;
+
+struct PipelineCase {
+  std::string name;      // "tiny" or "real512" / "real1024"
+  std::string label;     // what the tables print
+  fs::path model_dir;    // a diffusers-layout folder
+  int size = 64, steps = 2, repeats = 3;
+};
+
+// A (H, W, 3) uint8 drawing, dark strokes on white: a horizontal and a vertical line, a diagonal, a circle; variant 1
+// adds a stroke.
+// Stroke width scales with the size (3 px at 1024).
+torch::Tensor make_sketch(int64_t h, int64_t w, int variant) {
+  auto img = torch::full({h, w, 3}, 255, torch::kUInt8);
+  const int64_t t = std::max<int64_t>(1, std::min(h, w) / 340);
+  auto ink = [&](int64_t y, int64_t x) {
+    if (y >= 0 && x >= 0 && y + t <= h && x + t <= w) img.narrow(0, y, t).narrow(1, x, t).fill_(20);
+  };
+  for (int64_t x = w / 10; x < w * 9 / 10; ++x) ink(h / 5, x);               // horizontal line
+  for (int64_t y = h / 5; y < h * 4 / 5; ++y) ink(y, w * 2 / 3);            // vertical line
+  for (int64_t i = 0; i < std::min(h, w) / 2; ++i) ink(h / 4 + i, w / 8 + i);  // diagonal
+  const double cy = h * 0.6, cx = w * 0.35, r = std::min(h, w) * 0.18;
+  for (int a = 0; a < 2000; ++a) {  // circle
+    const double phi = 2 * M_PI * a / 2000.0;
+    ink(static_cast<int64_t>(cy + r * std::sin(phi)), static_cast<int64_t>(cx + r * std::cos(phi)));
+  }
+  if (variant == 1)
+    for (int64_t x = w / 6; x < w * 5 / 6; ++x) ink(h * 7 / 8, x);  // one more stroke: the sketch changed
+  return img;
+}
+
+// ---- random real-shape model folder ----
+
+// Seeded random weights with a small std, so activations stay O(1) through every stage in fp32: matrices and
+// convolutions N(0, 1/fan_in), scalar and shift vectors N(0, 0.02^2), norm weights `norm_weight` (1 for diffusers'
+// RMSNorm, 0 for Gemma's offset-from-1 RMSNorm). Every tensor is written, including ones a constructor leaves
+// uninitialised (Gemma2Model) or zero (the ControlNet's zero projections, which would hide its cost in nothing).
+void randomize(torch::nn::Module& m, double norm_weight) {
+  torch::NoGradGuard ng;
+  for (auto& p : m.named_parameters(true)) {
+    auto t = p.value();
+    const std::string& k = p.key();
+    const bool is_norm_weight = k.find("norm") != std::string::npos && k.size() >= 6 &&
+                                k.compare(k.size() - 6, 6, "weight") == 0 && t.dim() == 1;
+    if (t.dim() >= 2) {
+      t.normal_(0.0, 1.0 / std::sqrt(static_cast<double>(t.numel() / t.size(0))));
+    } else if (is_norm_weight) {
+      t.fill_(norm_weight);
+    } else {
+      t.normal_(0.0, 0.02);
+    }
+  }
+}
+
+void save_module(torch::nn::Module& m, const fs::path& file) {
+  sprint::safetensors::StateDict sd;
+  for (const auto& p : m.named_parameters(true)) sd[p.key()] = p.value().detach().contiguous();
+  for (const auto& b : m.named_buffers(true)) sd[b.key()] = b.value().detach().contiguous();
+  sprint::safetensors::save(file.string(), sd);
+}
+
+void write_json(const fs::path& file, const json& j) {
+  fs::create_directories(file.parent_path());
+  std::ofstream f(file);
+  f << j.dump(2) << "\n";
+  SPRINT_CHECK(f.good(), "cannot write ", file.string());
+}
+
+// diffusers AutoencoderDC config.json for a VaeConfig (the class has no to_json).
+json vae_config_json(const sprint::VaeConfig& c) {
+  return {{"_class_name", "AutoencoderDC"},
+          {"in_channels", c.in_channels},
+          {"latent_channels", c.latent_channels},
+          {"attention_head_dim", c.attention_head_dim},
+          {"encoder_block_types", c.encoder_block_types},
+          {"decoder_block_types", c.decoder_block_types},
+          {"encoder_block_out_channels", c.encoder_block_out_channels},
+          {"decoder_block_out_channels", c.decoder_block_out_channels},
+          {"encoder_layers_per_block", c.encoder_layers_per_block},
+          {"decoder_layers_per_block", c.decoder_layers_per_block},
+          {"encoder_qkv_multiscales", c.encoder_qkv_multiscales},
+          {"decoder_qkv_multiscales", c.decoder_qkv_multiscales},
+          {"upsample_block_type", c.upsample_block_type},
+          {"downsample_block_type", c.downsample_block_type},
+          {"decoder_norm_types", c.decoder_norm_types},
+          {"decoder_act_fns", c.decoder_act_fns},
+          {"encoder_out_shortcut", c.encoder_out_shortcut},
+          {"decoder_in_shortcut", c.decoder_in_shortcut},
+          {"decoder_conv_act_fn", c.decoder_conv_act_fn},
+          {"scaling_factor", c.scaling_factor}};
+}
+
+// transformers Gemma2Config config.json for a Gemma2Config (the class has no to_json).
+json gemma_config_json(const sprint::Gemma2Config& c) {
+  json j = {{"architectures", {"Gemma2Model"}},
+            {"model_type", "gemma2"},
+            {"dtype", "float32"},
+            {"vocab_size", c.vocab_size},
+            {"hidden_size", c.hidden_size},
+            {"intermediate_size", c.intermediate_size},
+            {"num_hidden_layers", c.num_hidden_layers},
+            {"num_attention_heads", c.num_attention_heads},
+            {"num_key_value_heads", c.num_key_value_heads},
+            {"head_dim", c.head_dim},
+            // transformers 5.x validates the type: an int (256), not 256.0.
+            {"query_pre_attn_scalar", c.query_pre_attn_scalar == std::floor(c.query_pre_attn_scalar)
+                                          ? json(static_cast<int64_t>(c.query_pre_attn_scalar))
+                                          : json(c.query_pre_attn_scalar)},
+            {"rms_norm_eps", c.rms_norm_eps},
+            {"rope_parameters", {{"rope_theta", c.rope_theta}, {"rope_type", "default"}}},
+            {"sliding_window", c.sliding_window ? json(*c.sliding_window) : json(nullptr)},
+            {"attn_logit_softcapping", c.attn_logit_softcapping ? json(*c.attn_logit_softcapping) : json(nullptr)},
+            {"final_logit_softcapping", 30.0},
+            {"hidden_activation", c.hidden_activation},
+            {"attention_bias", c.attention_bias},
+            {"attention_dropout", 0.0},
+            {"layer_types", c.layer_types},
+            {"pad_token_id", c.pad_token_id ? json(*c.pad_token_id) : json(nullptr)},
+            {"bos_token_id", c.bos_token_id ? json(*c.bos_token_id) : json(nullptr)},
+            {"eos_token_id", c.eos_token_ids.size() == 1 ? json(c.eos_token_ids[0]) : json(c.eos_token_ids)},
+            {"max_position_embeddings", 8192},
+            {"initializer_range", 0.02},
+            {"tie_word_embeddings", true},
+            {"use_cache", false}};
+  return j;
+}
+
+// Writes the random real-shape folder (diffusers layout, what ControlPipeline::load and SanaSprintPipeline read).
+void write_real_shape_model(const fs::path& dir, const std::string& tokenizer_model) {
+  const auto t0 = Clock::now();
+  fs::create_directories(dir);
+  torch::manual_seed(kPipelineWeightSeed);
+
+  const auto tc = sprint::TransformerConfig::sprint_600m();
+  // diffusers' SanaControlNetModel is the Sana 1.0 layout (no guidance embedding, no QK norm, after-block residuals):
+  // the only ControlNet both sides can load. ControlPipeline drives it as a Sana 1.0 ControlNet under a Sprint
+  // transformer (timestep x 1000), as tests/fixtures/fx_pipeline.py's ControlledSprint does.
+  auto cc = sprint::ControlNetConfig::for_transformer(tc, 7, sprint::ControlInjection::AfterBlock);
+  cc.base.guidance_embeds = false;
+  cc.base.qk_norm.clear();
+  const auto vc = sprint::VaeConfig::dc_ae_f32c32();
+  auto gc = sprint::Gemma2Config::gemma2_2b();
+  gc.num_hidden_layers = kReducedGemmaLayers;
+  gc.vocab_size = kReducedGemmaVocab;
+  gc.layer_types = sprint::Gemma2Config::default_layer_types(gc.num_hidden_layers);
+
+  {
+    sprint::SanaTransformer2DModel m(tc);
+    randomize(*m, 1.0);
+    write_json(dir / "transformer" / "config.json", tc.to_json());
+    save_module(*m, dir / "transformer" / "diffusion_pytorch_model.safetensors");
+  }
+  {
+    sprint::SanaControlNetModel m(cc);
+    randomize(*m, 1.0);
+    // Without the keys diffusers' SanaControlNetModel does not know; absent, they read back as what cc holds
+    // (after-block injection, no guidance embedding, no QK norm).
+    auto j = cc.to_json();
+    for (const char* k : {"control_injection", "guidance_embeds", "guidance_embeds_scale", "qk_norm", "timestep_scale"})
+      j.erase(k);
+    const auto back = sprint::ControlNetConfig::from_json(j, "controlnet/config.json");
+    SPRINT_CHECK(back.base.to_json() == cc.base.to_json() && back.injection == cc.injection,
+                 "controlnet/config.json does not read back as written without the Sprint-only keys");
+    write_json(dir / "controlnet" / "config.json", j);
+    save_module(*m, dir / "controlnet" / "diffusion_pytorch_model.safetensors");
+  }
+  {
+    sprint::AutoencoderDC m(vc);
+    randomize(*m, 1.0);
+    write_json(dir / "vae" / "config.json", vae_config_json(vc));
+    save_module(*m, dir / "vae" / "diffusion_pytorch_model.safetensors");
+  }
+  {
+    sprint::Gemma2Model m(gc);
+    randomize(*m, 0.0);
+    write_json(dir / "text_encoder" / "config.json", gemma_config_json(gc));
+    save_module(*m, dir / "text_encoder" / "model.safetensors");
+  }
+  fs::create_directories(dir / "tokenizer");
+  fs::copy_file(tokenizer_model, dir / "tokenizer" / "tokenizer.model", fs::copy_options::overwrite_existing);
+  write_json(dir / "model_index.json",
+             {{"_class_name", "SanaSprintPipeline"}, {"scheduler", {"diffusers", "SCMScheduler"}},
+              {"text_encoder", {"transformers", "Gemma2Model"}}, {"tokenizer", {"transformers", "GemmaTokenizer"}},
+              {"transformer", {"diffusers", "SanaTransformer2DModel"}}, {"vae", {"diffusers", "AutoencoderDC"}}});
+  std::cout << "real-shape model: random weights (seed " << kPipelineWeightSeed << ") written to " << dir << " in "
+            << fmt(std::chrono::duration<double>(Clock::now() - t0).count(), "%.1f") << " s\n"
+            << "  transformer: Sana-Sprint 0.6B (28 blocks, hidden 1152); controlnet: 7 blocks (Sana 1.0 layout, "
+               "after-block); vae: DC-AE f32c32\n"
+            << "  text_encoder: REDUCED Gemma-2 (hidden 2304 like gemma-2-2b, but " << kReducedGemmaLayers
+            << " of 26 layers and a " << kReducedGemmaVocab
+            << "-token vocabulary): its latency is NOT the real 2B encoder's (~13x more layers)\n"
+            << std::flush;
+}
+
+// ---- C++ runs ----
+
+struct StageSample {
+  sprint::StageTimes t;
+  std::optional<double> scribble_ms;  // sketch_to_scribble, when the scenario rebuilt the map
+};
+
+struct Scenario {
+  std::string name, what;
+  std::vector<StageSample> samples;
+};
+
+struct PipelineResult {
+  PipelineCase pcase;
+  double load_s = 0;
+  std::vector<Scenario> scenarios;  // cold, full, sketch changed, seed changed
+  std::optional<json> diffusers;    // bench_pipeline_diffusers.py's results
+  std::string diffusers_problem;    // why there are none
+};
+
+const std::vector<std::string> kStageKeys = {"scribble", "tokenize", "text_encoder", "condition", "transformer",
+                                             "decode", "total"};
+
+// One stage of a sample: nullopt when cached / not run.
+std::optional<double> stage_ms(const StageSample& s, const std::string& key) {
+  const auto& t = s.t;
+  if (key == "scribble") return s.scribble_ms;
+  if (key == "tokenize") return t.prompt_cached ? std::nullopt : std::optional<double>(t.tokenize_ms);
+  if (key == "text_encoder") return t.prompt_cached ? std::nullopt : std::optional<double>(t.text_encoder_ms);
+  if (key == "condition") return t.condition_cached ? std::nullopt : std::optional<double>(t.condition_ms);
+  if (key == "transformer") return t.transformer_ms;
+  if (key == "decode") return t.decode_ms;
+  if (key == "total") return t.total_ms;
+  return std::nullopt;
+}
+
+// Median over a scenario's samples (robust to the odd run slowed down by other processes); nullopt when the stage
+// was cached or not run in every sample.
+std::optional<double> median_stage(const Scenario& sc, const std::string& key) {
+  std::vector<double> v;
+  for (const auto& s : sc.samples)
+    if (auto x = stage_ms(s, key)) v.push_back(*x);
+  if (v.empty()) return std::nullopt;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, int threads) {
+  PipelineResult res;
+  res.pcase = pc;
+  std::cout << "\n== " << pc.label << ": C++ (ControlPipeline, cpu fp32, " << threads << " threads, " << pc.steps
+            << " step" << (pc.steps > 1 ? "s" : "") << ", " << pc.repeats << " repeat" << (pc.repeats > 1 ? "s" : "")
+            << " per warm scenario)\n" << std::flush;
+  sprint::PipelineOptions po;
+  po.device = "cpu";
+  po.dtype = torch::kFloat32;
+  auto t0 = Clock::now();
+  auto pipe = sprint::ControlPipeline::load(pc.model_dir.string(), po);
+  res.load_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::cout << "  loaded in " << fmt(res.load_s, "%.2f") << " s\n" << std::flush;
+  pipe->set_control_scale(kControlScale);
+
+  const auto sketch_a = make_sketch(pc.size, pc.size, 0), sketch_b = make_sketch(pc.size, pc.size, 1);
+  uint64_t version = 0;
+  sprint::GenerateRequest req;
+  req.prompt = kPipelinePrompt;
+  req.steps = pc.steps;
+  req.guidance = kPipelineGuidance;
+  req.width = req.height = pc.size;
+  torch::Tensor full_map, full_latent, full_image;
+
+  auto run = [&](const torch::Tensor* sketch, uint64_t seed, const char* what) {
+    StageSample s;
+    if (sketch) {
+      const auto ts = Clock::now();
+      auto map = sprint::sketch_to_scribble(*sketch);
+      s.scribble_ms = std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
+      pipe->set_condition(map, ++version);
+      if (sketch == &sketch_a) full_map = map;
+    }
+    req.seed = seed;
+    auto out = pipe->generate(req);
+    s.t = out.times;
+    if (sketch == &sketch_a && seed == kPipelineSeed) full_latent = out.latent, full_image = out.image;
+    std::cout << "  " << what << ": " << fmt(s.t.total_ms, "%.1f") << " ms\n" << std::flush;
+    return s;
+  };
+
+  Scenario cold{"cold (first call)", "fresh pipeline: nothing cached, first-call costs included", {}};
+  cold.samples.push_back(run(&sketch_a, kPipelineSeed, "cold"));
+  Scenario full{"full (nothing cached)", "warm process; prompt, condition and noise caches cleared", {}};
+  for (int i = 0; i < pc.repeats; ++i) {
+    pipe->clear_caches();
+    full.samples.push_back(run(&sketch_a, kPipelineSeed, "full"));
+  }
+  Scenario sketch{"sketch changed", "prompt and noise cached; scribble map rebuilt and re-encoded", {}};
+  for (int i = 0; i < pc.repeats; ++i)
+    sketch.samples.push_back(run(i % 2 == 0 ? &sketch_b : &sketch_a, kPipelineSeed, "sketch changed"));
+  Scenario seed{"seed changed", "prompt and condition cached; new noise", {}};
+  for (int i = 0; i < pc.repeats; ++i) seed.samples.push_back(run(nullptr, kPipelineSeed + 1 + i, "seed changed"));
+  res.scenarios = {cold, full, sketch, seed};
+
+  // What diffusers gets: settings + the condition map and the C++ outputs of the "full" request.
+  sprint::safetensors::StateDict sd;
+  sd["condition_map"] = full_map;
+  sd["latent"] = full_latent.to(torch::kFloat32).contiguous();
+  sd["image"] = full_image.to(torch::kFloat32).contiguous();
+  fs::create_directories(work);
+  sprint::safetensors::save((work / "inputs.safetensors").string(), sd);
+  write_json(work / "settings.json",
+             {{"case", pc.name}, {"label", pc.label}, {"model_dir", pc.model_dir.string()}, {"threads", threads},
+              {"prompt", kPipelinePrompt}, {"seed", kPipelineSeed}, {"steps", pc.steps}, {"guidance", kPipelineGuidance},
+              {"width", pc.size}, {"height", pc.size}, {"control_scale", kControlScale}, {"repeats", pc.repeats},
+              {"inputs", (work / "inputs.safetensors").string()}});
+  return res;  // the pipeline (GBs at the real shape) is freed here, before diffusers loads its copy
+}
+
+// ---- diffusers ----
+
+std::string pipeline_python_problem(const Options& o) {
+  if (o.python.empty()) return "no Python configured (configure with -DSPRINT_PYTHON=<venv>/bin/python or pass --python)";
+  if (!fs::exists(o.python)) return "Python '" + o.python + "' does not exist";
+  if (!fs::exists(o.pipeline_script)) return "script '" + o.pipeline_script + "' does not exist";
+  const std::string probe = shell_quote(o.python) +
+                            " -c 'import torch, diffusers, transformers, safetensors, sentencepiece' >/dev/null 2>&1";
+  if (std::system(probe.c_str()) != 0)
+    return "'" + o.python + "' cannot import torch, diffusers, transformers, safetensors and sentencepiece";
+  return "";
+}
+
+void run_diffusers_pipeline(const Options& o, const fs::path& work, PipelineResult& res) {
+  const fs::path out = work / "diffusers_results.json";
+  const std::string cmd = shell_quote(o.python) + " " + shell_quote(o.pipeline_script) + " " +
+                          shell_quote(work.string()) + " --json " + shell_quote(out.string());
+  std::cout << "\n$ " << cmd << "\n" << std::flush;
+  const int rc = std::system(cmd.c_str());
+  if (rc != 0 || !fs::exists(out)) {
+    res.diffusers_problem = "bench_pipeline_diffusers.py failed (" +
+                            (WIFEXITED(rc) ? "exit code " + std::to_string(WEXITSTATUS(rc)) : "status " + std::to_string(rc)) +
+                            ", see above)";
+    return;
+  }
+  res.diffusers = sprint::read_json_file(out.string());
+}
+
+// ---- report ----
+
+std::string ms_cell(std::optional<double> v) { return v ? fmt(*v, *v >= 100 ? "%.0f" : "%.2f") : "cached"; }
+
+void print_pipeline_result(const PipelineResult& r) {
+  const auto& pc = r.pcase;
+  const Scenario& full = r.scenarios.at(1);
+  const std::string steps = std::to_string(pc.steps) + " step" + (pc.steps > 1 ? "s" : "");
+  std::cout << "\n" << pc.label << ", " << steps << ", " << pc.size << "x" << pc.size << ": C++ (\"full\", median of "
+            << full.samples.size() << ") vs diffusers (median of " << full.samples.size() << " warm calls)\n";
+  const json* d = r.diffusers ? &*r.diffusers : nullptr;
+  auto py = [&](const char* group, const std::string& key) -> std::optional<double> {
+    if (!d || !d->contains(group) || !(*d)[group].contains(key) || (*d)[group][key].is_null()) return std::nullopt;
+    return (*d)[group][key].get<double>();
+  };
+  const std::vector<std::pair<std::string, std::string>> stages = {
+      {"scribble", "scribble (sketch -> map)"},
+      {"tokenize", "tokenize"},
+      {"text_encoder", "text encoder"},
+      {"condition", "condition encode (map -> VAE)"},
+      {"transformer", "transformer+ControlNet (" + steps + ")"},
+      {"decode", "decode"},
+      {"total", "total (generate)"}};
+  std::vector<std::vector<std::string>> cells;
+  for (const auto& [key, label] : stages) {
+    const auto c = median_stage(full, key);
+    std::optional<double> p;
+    if (key != "scribble") p = py("median_ms", key);
+    cells.push_back({label, ms_cell(c), key == "scribble" ? "n/a" : p ? ms_cell(p) : "-",
+                     c && p ? fmt(*c / *p, "%.3f") : "-"});
+  }
+  {
+    const auto c = median_stage(r.scenarios.at(0), "total");
+    const auto p = py("cold_ms", "total");
+    cells.push_back({"total, first call (cold)", ms_cell(c), p ? ms_cell(p) : "-", c && p ? fmt(*c / *p, "%.3f") : "-"});
+  }
+  print_table({"stage", "C++ ms", "diffusers ms", "C++/diffusers"}, cells, 1);
+  std::cout << "C++/diffusers < 1: C++ faster. scribble: our stroke -> scribble map (no diffusers equivalent; not in "
+               "total). total: generate() / pipe() wall time plus the condition encode.\n";
+  if (d) {
+    auto num_or = [&](const char* k) { return d->contains(k) && !(*d)[k].is_null() ? fmt((*d)[k].get<double>(), "%.2e") : "-"; };
+    std::cout << "same computation: final latent NMSE C++ vs diffusers " << num_or("nmse_latent") << ", image NMSE "
+              << num_or("nmse_image") << " (fp32; diffusers " << d->value("diffusers", "?") << ", torch "
+              << d->value("torch", "?") << ", " << d->value("threads", 0) << " threads)\n";
+  } else {
+    std::cout << "diffusers: not run: " << r.diffusers_problem << "\n";
+  }
+
+  std::cout << "\n" << pc.label << ": C++ cold and warm calls (median ms; \"cached\": stage skipped; load "
+            << fmt(r.load_s, "%.2f") << " s)\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& sc : r.scenarios) {
+    std::vector<std::string> row = {sc.name, std::to_string(sc.samples.size())};
+    for (const auto& key : kStageKeys) row.push_back(ms_cell(median_stage(sc, key)));
+    const auto sc_ms = median_stage(sc, "scribble");
+    const auto tot = median_stage(sc, "total");
+    row.push_back(ms_cell(tot ? std::optional<double>(*tot + sc_ms.value_or(0.0)) : std::nullopt));
+    rows.push_back(row);
+  }
+  print_table({"scenario", "n", "scribble", "tokenize", "text enc", "condition", "transformer", "decode", "total",
+               "total+scribble"},
+              rows, 1);
+  for (const auto& sc : r.scenarios) std::cout << "  " << sc.name << ": " << sc.what << "\n";
+}
+
+json pipeline_result_json(const PipelineResult& r) {
+  json j = {{"case", r.pcase.name}, {"label", r.pcase.label}, {"size", r.pcase.size}, {"steps", r.pcase.steps},
+            {"load_s", r.load_s}, {"scenarios", json::array()}};
+  for (const auto& sc : r.scenarios) {
+    json s = {{"name", sc.name}, {"samples", json::array()}, {"median_ms", json::object()}};
+    for (const auto& smp : sc.samples) {
+      json m = json::object();
+      for (const auto& key : kStageKeys) {
+        const auto v = stage_ms(smp, key);
+        m[key] = v ? json(*v) : json(nullptr);
+      }
+      s["samples"].push_back(m);
+    }
+    for (const auto& key : kStageKeys) {
+      const auto v = median_stage(sc, key);
+      s["median_ms"][key] = v ? json(*v) : json(nullptr);
+    }
+    j["scenarios"].push_back(s);
+  }
+  j["diffusers"] = r.diffusers ? *r.diffusers : json(nullptr);
+  if (!r.diffusers_problem.empty()) j["diffusers_problem"] = r.diffusers_problem;
+  return j;
+}
+
+int run_pipeline_bench(const Options& o) {
+  const int threads = sprint::init_threads(o.threads);
+  std::cout << "sprint-bench --pipeline: " << sprint::describe_runtime(torch::kCPU) << ", load average "
+            << load_average() << " (other processes skew the numbers)\n"
+            << "device: cpu fp32 only (CUDA is not measured in this mode)\n";
+  const std::string py_problem = o.no_compare ? "--no-compare" : pipeline_python_problem(o);
+  if (!py_problem.empty()) std::cout << "diffusers comparison unavailable: " << py_problem << "\n";
+
+  TempDir temp;
+  std::string tmpl = (fs::temp_directory_path() / "sprint-bench-pipeline-XXXXXX").string();
+  SPRINT_CHECK(mkdtemp(tmpl.data()) != nullptr, "cannot create a temporary folder from ", tmpl);
+  const fs::path root = tmpl;
+  if (!o.keep) temp.path = root;
+
+  std::vector<PipelineCase> cases;
+  if (!o.no_tiny) {
+    PipelineCase t;
+    t.name = "tiny";
+    t.label = "tiny fixture pipeline";
+    t.model_dir = o.tiny_pipeline;
+    t.size = 64;  // the fixture's size ("embedded size" until the bundled model)
+    t.steps = o.steps > 0 ? o.steps : 2;
+    t.repeats = o.repeats > 0 ? o.repeats : 5;
+    cases.push_back(t);
+  } else {
+    std::cout << "tiny fixture pipeline: skipped (--no-tiny)\n";
+  }
+  if (o.size > 0) {
+    PipelineCase r;
+    r.name = "real" + std::to_string(o.size);
+    r.label = "0.6B shape (random weights, reduced Gemma)";
+    r.model_dir = root / "real_model";
+    r.size = o.size;
+    r.steps = o.steps > 0 ? o.steps : 1;
+    r.repeats = o.repeats > 0 ? o.repeats : 1;
+    cases.push_back(r);
+  } else {
+    std::cout << "0.6B real shape: skipped (opt in with --real for 512x512 or --size 512|1024; at 512 on 2 busy cores "
+                 "about 15 min with the diffusers comparison, mostly DC-AE encode/decode)\n";
+  }
+
+  std::vector<PipelineResult> results;
+  for (const auto& pc : cases) {
+    if (pc.name != "tiny") write_real_shape_model(pc.model_dir, o.tokenizer);
+    const fs::path work = root / pc.name;
+    auto res = run_cpp_pipeline(pc, work, threads);
+    if (py_problem.empty()) {
+      run_diffusers_pipeline(o, work, res);
+    } else {
+      res.diffusers_problem = py_problem;
+    }
+    if (pc.name != "tiny" && !o.keep) {  // 5 GB: remove as soon as both sides are done
+      std::error_code ec;
+      fs::remove_all(pc.model_dir, ec);
+    }
+    results.push_back(std::move(res));
+  }
+
+  std::cout << "\n==== sprint-bench --pipeline results (load average " << load_average() << ", " << threads
+            << " threads) ====\n";
+  for (const auto& r : results) print_pipeline_result(r);
+  if (o.keep) std::cout << "\nmodel folders, settings and outputs kept in " << root << "\n";
+
+  if (!o.json_path.empty()) {
+    json j = {{"tool", "sprint-bench --pipeline"}, {"threads", threads}, {"load_average", load_average()},
+              {"cases", json::array()}};
+    for (const auto& r : results) j["cases"].push_back(pipeline_result_json(r));
+    std::ofstream(o.json_path) << j.dump(2) << "\n";
+  }
+  return 0;
+}
+
 const char* kUsage = R"(usage: sprint-bench [options]
   --only tiny|512|1024   run one case (comma-separated list allowed); default: all
   --repeats N            timed runs per case (default: per case, e.g. tiny 50, 512 3, 1024 2 on CPU)
@@ -482,7 +1017,22 @@ const char* kUsage = R"(usage: sprint-bench [options]
   --python PATH          Python for --compare (default: SPRINT_PYTHON at configure time)
   --script PATH          bench_diffusers.py to run
   --tiny-dir DIR         tiny transformer folder (default: the test fixture)
-  --pipeline             per-stage pipeline latency (not implemented yet)
+  --pipeline             per-stage latency of the sketch-to-image pipeline (tokenize, text encoder, condition
+                         encode, transformer+ControlNet, decode) on the tiny fixture pipeline, cold and warm, next
+                         to diffusers' SanaSprintPipeline on the same folder, seed and threads
+pipeline options:
+  --real                 also run the real 0.6B shape at 512x512 (random weights, reduced 2-layer Gemma; slow)
+  --size N               real-shape image side (512 or 1024; implies --real)
+  --steps N              SCM steps (default: tiny 2, real shape 1)
+  --repeats N            runs per warm scenario (default: tiny 5, real shape 1)
+  --no-tiny              skip the tiny fixture pipeline
+  --no-compare           C++ only (skip bench_pipeline_diffusers.py)
+  --keep                 keep the temporary folder (random model, settings, outputs)
+  --pipeline-script PATH bench_pipeline_diffusers.py to run
+  --tiny-pipeline DIR    tiny pipeline folder (default: the test fixture)
+  --tokenizer FILE       tokenizer.model for the real-shape folder (default: the fixture tokenizer)
+  --threads, --json and --python apply to both modes; --only, --warmup, --compare and --save-weights to the
+  transformer mode only (--pipeline compares with diffusers unless --no-compare)
 )";
 
 Options parse_args(int argc, char** argv) {
@@ -520,6 +1070,16 @@ Options parse_args(int argc, char** argv) {
     } else if (a == "--script") { o.script = value();
     } else if (a == "--tiny-dir") { o.tiny_dir = value();
     } else if (a == "--pipeline") { o.mode = Options::Mode::Pipeline;
+    } else if (a == "--real") { if (o.size == 0) o.size = 512;
+    } else if (a == "--size") {
+      o.size = number();
+      SPRINT_CHECK(o.size > 0 && o.size % 32 == 0, "--size must be a positive multiple of 32 (the DC-AE compresses 32x)");
+    } else if (a == "--steps") { o.steps = number(); SPRINT_CHECK(o.steps >= 1 && o.steps <= 4, "--steps must be 1 to 4");
+    } else if (a == "--no-tiny") { o.no_tiny = true;
+    } else if (a == "--no-compare") { o.no_compare = true;
+    } else if (a == "--pipeline-script") { o.pipeline_script = value();
+    } else if (a == "--tiny-pipeline") { o.tiny_pipeline = value();
+    } else if (a == "--tokenizer") { o.tokenizer = value();
     } else if (a == "-h" || a == "--help") { std::cout << kUsage; std::exit(0);
     } else { throw sprint::Error(sprint::str("unknown option '", a, "'\n", kUsage)); }
   }
@@ -533,8 +1093,7 @@ int main(int argc, char** argv) {
     const Options o = parse_args(argc, argv);
     switch (o.mode) {
       case Options::Mode::Pipeline:
-        std::cerr << "sprint-bench --pipeline: not implemented yet\n";
-        return 2;
+        return run_pipeline_bench(o);
       case Options::Mode::Transformer:
         return run_transformer_bench(o);
     }

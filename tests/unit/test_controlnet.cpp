@@ -7,18 +7,7 @@
 using namespace sprint;
 
 namespace {
-TransformerConfig tiny_sprint() {
-  TransformerConfig c;
-  c.in_channels = c.out_channels = 4;
-  c.num_attention_heads = c.num_cross_attention_heads = 2;
-  c.attention_head_dim = c.cross_attention_head_dim = 4;
-  c.cross_attention_dim = 8;
-  c.caption_channels = 6;
-  c.num_layers = 4;
-  c.guidance_embeds = true;
-  c.qk_norm = "rms_norm_across_heads";
-  return c;
-}
+TransformerConfig tiny_sprint() { return sprint::test::tiny_sprint_config(/*num_layers=*/4); }
 }  // namespace
 
 TEST(ControlNet, InitFromTransformerIsAnIdentityInBothOrders) {

@@ -9,20 +9,7 @@ using namespace sprint;
 using sprint::test::throws_with;
 
 namespace {
-TransformerConfig tiny() {
-  TransformerConfig c;
-  c.in_channels = c.out_channels = 4;
-  c.num_attention_heads = 2;
-  c.attention_head_dim = 4;
-  c.num_cross_attention_heads = 2;
-  c.cross_attention_head_dim = 4;
-  c.cross_attention_dim = 8;
-  c.caption_channels = 6;
-  c.num_layers = 2;
-  c.guidance_embeds = true;
-  c.qk_norm = "rms_norm_across_heads";
-  return c;
-}
+TransformerConfig tiny() { return sprint::test::tiny_sprint_config(); }
 
 safetensors::StateDict state_of(torch::nn::Module& m) {
   safetensors::StateDict sd;

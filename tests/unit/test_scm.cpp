@@ -59,16 +59,7 @@ namespace {
 // A tiny random Sprint transformer as a smooth, nonlinear flow model.
 SanaTransformer2DModel tiny_model() {
   torch::manual_seed(11);
-  TransformerConfig c;
-  c.in_channels = c.out_channels = 4;
-  c.num_attention_heads = c.num_cross_attention_heads = 2;
-  c.attention_head_dim = c.cross_attention_head_dim = 4;
-  c.cross_attention_dim = 8;
-  c.caption_channels = 6;
-  c.num_layers = 2;
-  c.guidance_embeds = true;
-  c.qk_norm = "rms_norm_across_heads";
-  SanaTransformer2DModel m(c);
+  SanaTransformer2DModel m(sprint::test::tiny_sprint_config());
   m->to(torch::kFloat64);
   // Scale the output layer down so the velocity field is gentle and the ODE well-conditioned.
   torch::NoGradGuard ng;

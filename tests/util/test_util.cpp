@@ -25,6 +25,19 @@ std::string temp_dir(const std::string& tag) {
   return p.string();
 }
 
+TransformerConfig tiny_sprint_config(int num_layers) {
+  TransformerConfig c;
+  c.in_channels = c.out_channels = 4;
+  c.num_attention_heads = c.num_cross_attention_heads = 2;
+  c.attention_head_dim = c.cross_attention_head_dim = 4;
+  c.cross_attention_dim = 8;
+  c.caption_channels = 6;
+  c.num_layers = num_layers;
+  c.guidance_embeds = true;
+  c.qk_norm = "rms_norm_across_heads";
+  return c;
+}
+
 double nmse(const torch::Tensor& actual, const torch::Tensor& reference) {
   auto a = actual.detach().to(torch::kCPU, torch::kFloat64);
   auto b = reference.detach().to(torch::kCPU, torch::kFloat64);

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "sprint/config.h"
 #include "sprint/safetensors.h"
 #include "test_paths.h"
 
@@ -14,6 +15,10 @@ namespace sprint::test {
 std::string fixture_path(const std::string& relative);   // tests/fixtures/<relative>
 std::string artifact_path(const std::string& relative);  // <build>/test-artifacts/<relative>, folders created
 std::string temp_dir(const std::string& tag);            // fresh empty folder under the build tree
+
+// A tiny Sprint transformer config (D = 8, guidance embeds, QK norm, 4 latent and 6 caption channels) for tests
+// that need a real network but no reference values.
+TransformerConfig tiny_sprint_config(int num_layers = 2);
 
 // Normalised mean squared error: sum((a-b)^2) / sum(b^2), computed in float64. b is the reference.
 double nmse(const torch::Tensor& actual, const torch::Tensor& reference);

@@ -1,0 +1,168 @@
+#include "generation_worker.h"
+
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+
+#include "sprint/control_pipeline.h"
+#include "sprint/error.h"
+#include "sprint/image_io.h"
+#include "sprint/runtime.h"
+#include "sprint/scribble.h"
+
+namespace sprint {
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+constexpr auto kPollInterval = std::chrono::milliseconds(50);  // how often an idle worker checks for shutdown
+
+}  // namespace
+
+GenerationWorker::GenerationWorker(std::string model_dir, PipelineOptions options, std::function<void()> wake)
+    : model_dir_(std::move(model_dir)), options_(std::move(options)), wake_(std::move(wake)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+GenerationWorker::~GenerationWorker() {
+  stopping_ = true;
+  slot_.close();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string GenerationWorker::load_error() const {
+  std::lock_guard lock(mutex_);
+  return load_error_;
+}
+
+std::optional<ModelInfo> GenerationWorker::info() const {
+  std::lock_guard lock(mutex_);
+  return info_;
+}
+
+std::optional<FrameResult> GenerationWorker::take_result() {
+  std::lock_guard lock(mutex_);
+  std::optional<FrameResult> r = std::move(result_);
+  result_.reset();
+  return r;
+}
+
+bool GenerationWorker::has_result() const {
+  std::lock_guard lock(mutex_);
+  return result_.has_value();
+}
+
+void GenerationWorker::publish(FrameResult r) {
+  {
+    std::lock_guard lock(mutex_);
+    result_ = std::move(r);  // an untaken older frame is stale: newest wins here too
+  }
+  if (wake_) wake_();
+}
+
+void GenerationWorker::run() {
+  torch::NoGradGuard no_grad;
+  try {
+    const auto t0 = std::chrono::steady_clock::now();
+    ModelInfo info;
+    info.model_dir = model_dir_;
+    info.has_controlnet = std::filesystem::is_directory(std::filesystem::path(model_dir_) / "controlnet");
+    if (info.has_controlnet) {
+      auto cp = ControlPipeline::load(model_dir_, options_);
+      control_ = cp.get();
+      pipeline_ = std::move(cp);
+    } else {
+      pipeline_ = Pipeline::load(model_dir_, options_);
+    }
+    info.load_ms = ms_since(t0);
+    info.runtime = describe_runtime(pipeline_->device());
+    info.device = pipeline_->device().str();
+    const int side = pipeline_->transformer().config.sample_size * pipeline_->vae_scale_factor();
+    info.default_width = info.default_height = side;
+    {
+      std::lock_guard lock(mutex_);
+      info_ = info;
+    }
+    state_ = State::Ready;
+  } catch (const std::exception& e) {
+    {
+      std::lock_guard lock(mutex_);
+      load_error_ = str("error loading model '", model_dir_, "': ", e.what());
+    }
+    state_ = State::Failed;
+    if (wake_) wake_();
+    return;
+  }
+  if (wake_) wake_();
+
+  while (!stopping_) {
+    auto job = slot_.wait_take(kPollInterval);
+    if (!job) continue;
+    FrameResult r;
+    try {
+      r = generate(*job);
+    } catch (const Cancelled&) {
+      slot_.finish();
+      break;  // only shutdown cancels
+    } catch (const std::exception& e) {
+      r = FrameResult{};
+      r.job_id = job->id;
+      r.final = job->final;
+      r.key = job->key;
+      r.error = e.what();
+    }
+    publish(std::move(r));
+    slot_.finish();  // after publish: idle() implies the frame is visible to take_result()
+  }
+}
+
+FrameResult GenerationWorker::generate(const Slot::Job& job) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const LiveRequest& req = job.payload;
+  const LiveSettings& s = req.settings;
+  FrameResult r;
+  r.job_id = job.id;
+  r.final = job.final;
+  r.key = job.key;
+  r.width = req.width;
+  r.height = req.height;
+
+  if (control_) {
+    SPRINT_CHECK(req.canvas && req.canvas->size() == static_cast<size_t>(req.width) * req.height,
+                 "canvas is ", req.canvas ? req.canvas->size() : 0, " bytes, expected ", req.width, "x", req.height);
+    if (req.canvas_revision != condition_revision_ || s.thickness != condition_thickness_) {
+      const auto ts = std::chrono::steady_clock::now();
+      // from_blob does not own the bytes; sketch_to_scribble reads them before returning.
+      auto sketch = torch::from_blob(const_cast<uint8_t*>(req.canvas->data()), {req.height, req.width}, torch::kUInt8);
+      torch::Tensor map = sketch_to_scribble(sketch, s.thickness).contiguous();
+      control_->set_condition(map, ++condition_version_);
+      condition_bytes_.assign(map.data_ptr<uint8_t>(), map.data_ptr<uint8_t>() + map.numel());
+      condition_revision_ = req.canvas_revision;
+      condition_thickness_ = s.thickness;
+      r.scribble_ms = ms_since(ts);
+    }
+    control_->set_control_scale(s.control_scale);
+    r.condition = condition_bytes_;
+  }
+
+  GenerateRequest g;
+  g.prompt = s.prompt;
+  g.steps = s.steps;
+  g.guidance = s.guidance;
+  g.seed = s.seed;
+  g.width = req.width;
+  g.height = req.height;
+  g.cancelled = [this] { return stopping_.load(); };
+  GenerateResult out = pipeline_->generate(g);
+  torch::Tensor rgb = to_uint8_image(out.image).contiguous();  // (H, W, 3)
+  r.rgb.assign(rgb.data_ptr<uint8_t>(), rgb.data_ptr<uint8_t>() + rgb.numel());
+  r.times = out.times;
+  r.wall_ms = ms_since(t0);
+  return r;
+}
+
+}  // namespace sprint

@@ -1,0 +1,196 @@
+#include "replay.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+
+#include "sprint/error.h"
+
+namespace sprint {
+
+namespace {
+
+ReplayEvent parse_event(const nlohmann::json& j) {
+  using T = ReplayEvent::Type;
+  ReplayEvent e;
+  SPRINT_CHECK(j.is_object(), "an event must be an object");
+  e.t = j.value("t", -1.0);
+  const std::string type = j.at("type").get<std::string>();
+  if (type == "prompt") {
+    e.type = T::Prompt;
+    e.text = j.at("text").get<std::string>();
+  } else if (type == "set") {
+    e.type = T::Set;
+    e.text = j.at("name").get<std::string>();
+    e.value = j.at("value").is_boolean() ? (j.at("value").get<bool>() ? 1.0 : 0.0) : j.at("value").get<double>();
+    static const char* kNames[] = {"steps", "guidance", "control_scale", "seed", "seed_locked", "thickness",
+                                   "brush_radius", "eraser", "show_condition"};
+    SPRINT_CHECK(std::find(std::begin(kNames), std::end(kNames), e.text) != std::end(kNames), "unknown setting '",
+                 e.text, "'");
+  } else if (type == "stroke" || type == "mouse_stroke") {
+    e.type = type == "stroke" ? T::Stroke : T::MouseStroke;
+    for (const auto& p : j.at("points")) {
+      SPRINT_CHECK(p.is_array() && p.size() == 2, "a stroke point must be [x, y]");
+      e.points.push_back({p[0].get<float>(), p[1].get<float>()});
+    }
+    SPRINT_CHECK(!e.points.empty(), "a stroke needs at least one point");
+    e.radius = j.value("radius", e.radius);
+    e.eraser = j.value("eraser", false);
+    e.duration = j.value("duration", e.duration);
+  } else if (type == "undo") {
+    e.type = T::Undo;
+  } else if (type == "redo") {
+    e.type = T::Redo;
+  } else if (type == "clear") {
+    e.type = T::Clear;
+  } else if (type == "wait_idle") {
+    e.type = T::WaitIdle;
+  } else if (type == "save_output") {
+    e.type = T::SaveOutput;
+    e.text = j.value("suffix", std::string("snapshot"));
+  } else {
+    throw Error(str("unknown event type '", type, "'"));
+  }
+  return e;
+}
+
+}  // namespace
+
+std::vector<ReplayEvent> load_replay(const std::string& path) {
+  std::ifstream in(path);
+  SPRINT_CHECK(in, "cannot open replay file '", path, "'");
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw Error(str("replay file '", path, "' is not valid JSON: ", e.what()));
+  }
+  std::vector<ReplayEvent> events;
+  const auto& list = doc.is_array() ? doc : doc.at("events");
+  for (size_t i = 0; i < list.size(); ++i) {
+    try {
+      events.push_back(parse_event(list[i]));
+    } catch (const std::exception& e) {
+      throw Error(str("replay file '", path, "', event ", i, ": ", e.what()));
+    }
+  }
+  return events;
+}
+
+void ReplayPlayer::advance(double dt, Target& target) {
+  // Strokes in progress: add the points whose share of the duration has passed.
+  const auto to_canvas = [&](ui::StrokePoint p) { return ui::StrokePoint{p.x * target.width, p.y * target.height}; };
+  if (mouse_.active) {
+    clock_ += dt;
+    const ReplayEvent& e = events_[next_ - 1];
+    ++mouse_frames_;
+    if (mouse_frames_ == 1) {  // hovered on the first point; now press
+      mouse_.down = true;
+      stroke_start_ = clock_;
+      return;
+    }
+    const double f = e.duration > 0 ? std::clamp((clock_ - stroke_start_) / e.duration, 0.0, 1.0) : 1.0;
+    if (mouse_.down) {
+      if (mouse_at_end_) {  // the widget saw the last point while pressed: release
+        mouse_.down = false;
+        return;
+      }
+      const double x = f * (e.points.size() - 1);
+      const size_t i = std::min(static_cast<size_t>(x), e.points.size() - 1);
+      const size_t j = std::min(i + 1, e.points.size() - 1);
+      const float u = static_cast<float>(x - i);
+      mouse_.pos = {e.points[i].x + u * (e.points[j].x - e.points[i].x), e.points[i].y + u * (e.points[j].y - e.points[i].y)};
+      mouse_at_end_ = f >= 1.0;
+      return;
+    }
+    mouse_ = Mouse{};  // released last frame: the widget has committed the stroke
+    last_event_t_ = clock_;
+    return;
+  }
+  if (stroke_active_ && !target.history.drawing()) stroke_active_ = false;  // cancelled from outside
+  if (stroke_active_) {
+    clock_ += dt;
+    const ReplayEvent& e = events_[next_ - 1];
+    const double f = e.duration > 0 ? std::clamp((clock_ - stroke_start_) / e.duration, 0.0, 1.0) : 1.0;
+    const size_t want = std::max<size_t>(1, static_cast<size_t>(f * e.points.size() + 0.5));
+    for (; stroke_points_added_ < std::min(want, e.points.size()); ++stroke_points_added_)
+      target.history.extend_stroke(to_canvas(e.points[stroke_points_added_]));
+    if (f >= 1.0) {
+      target.history.end_stroke();
+      target.pen_up = true;
+      stroke_active_ = false;
+      last_event_t_ = clock_;
+    }
+    return;  // one stroke at a time; the next event starts on a later frame
+  }
+  bool advanced_clock = false;
+  while (next_ < events_.size()) {
+    const ReplayEvent& e = events_[next_];
+    const double due = e.t >= 0 ? std::max(e.t, last_event_t_) : last_event_t_;
+    if (!advanced_clock) {
+      clock_ += dt;
+      advanced_clock = true;
+    }
+    if (clock_ < due) return;
+    if (!apply(e, target)) {
+      clock_ -= dt;  // waiting: the replay clock stands still
+      return;
+    }
+    ++next_;
+    last_event_t_ = std::max(due, clock_);
+    if (stroke_active_ || mouse_.active) return;
+  }
+}
+
+bool ReplayPlayer::apply(const ReplayEvent& e, Target& target) {
+  using T = ReplayEvent::Type;
+  auto& c = target.controls;
+  switch (e.type) {
+    case T::Prompt:
+      c.prompt = e.text;
+      target.settings_changed = true;
+      break;
+    case T::Set:
+      if (e.text == "steps") c.steps = static_cast<int>(e.value);
+      else if (e.text == "guidance") c.guidance = static_cast<float>(e.value);
+      else if (e.text == "control_scale") c.control_scale = static_cast<float>(e.value);
+      else if (e.text == "seed") c.seed = static_cast<uint64_t>(e.value);
+      else if (e.text == "seed_locked") c.seed_locked = e.value != 0;
+      else if (e.text == "thickness") c.thickness = static_cast<int>(e.value);
+      else if (e.text == "brush_radius") c.brush.radius = static_cast<float>(e.value);
+      else if (e.text == "eraser") c.brush.eraser = e.value != 0;
+      else if (e.text == "show_condition") c.show_condition = e.value != 0;
+      target.settings_changed = true;
+      break;
+    case T::Stroke:
+      target.history.begin_stroke({e.points[0].x * target.width, e.points[0].y * target.height},
+                                  e.radius * target.width, e.eraser);
+      stroke_active_ = true;
+      stroke_start_ = clock_;
+      stroke_points_added_ = 1;
+      break;
+    case T::MouseStroke:
+      mouse_ = Mouse{true, e.points[0], false};
+      mouse_frames_ = 0;
+      mouse_at_end_ = false;
+      break;
+    case T::Undo: target.history.undo(); break;
+    case T::Redo: target.history.redo(); break;
+    case T::Clear: target.history.clear(); break;
+    case T::WaitIdle:
+    case T::SaveOutput:
+      // The input changed by earlier events is submitted after this call, so look one frame later.
+      if (!waited_a_frame_) {
+        waited_a_frame_ = true;
+        return false;
+      }
+      if (!target.idle()) return false;
+      waited_a_frame_ = false;
+      if (e.type == T::SaveOutput) target.save_output(e.text);
+      break;
+  }
+  return true;
+}
+
+}  // namespace sprint

@@ -1,0 +1,191 @@
+// sprint-studio: the live sketch-to-image desktop app (GLFW + OpenGL 3.3 core + Dear ImGui).
+//
+//   sprint-studio [--model DIR] [--device auto|cpu|cuda] [--size 1024x1024]
+//   sprint-studio --replay events.json --screenshot shot.png --save-output out.png --exit-after-replay
+//
+// The main loop follows imgui's example_glfw_opengl3 (style.md P9); everything app-specific is in Studio.
+#include <CLI/CLI.hpp>
+#include <epoxy/gl.h>  // before GLFW: our GL entry points come from libepoxy
+#define GLFW_INCLUDE_NONE
+#include <GLFW/glfw3.h>
+#include <imgui.h>
+#include <backends/imgui_impl_glfw.h>
+#include <backends/imgui_impl_opengl3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "sprint/runtime.h"
+#include "studio.h"
+
+using namespace sprint;
+
+namespace {
+
+constexpr double kMaxUiFps = 60.0;  // without vsync (e.g. under Xvfb) the loop would spin a core we need for the model
+constexpr double kIdleWaitS = 0.1;  // nothing happening: wake at least this often (spinner, results)
+
+void glfw_error(int code, const char* description) { std::fprintf(stderr, "sprint-studio: GLFW error %d: %s\n", code, description); }
+
+void apply_style() {
+  ImGui::StyleColorsDark();
+  ImGuiStyle& s = ImGui::GetStyle();
+  s.WindowPadding = ImVec2(10, 10);
+  s.FramePadding = ImVec2(8, 4);
+  s.ItemSpacing = ImVec2(8, 6);
+  s.FrameRounding = 4;
+  s.GrabRounding = 4;
+  s.ChildRounding = 4;
+  s.ScrollbarRounding = 4;
+  ImVec4* c = s.Colors;
+  c[ImGuiCol_WindowBg] = ImVec4(0.09f, 0.10f, 0.12f, 1.0f);
+  c[ImGuiCol_ChildBg] = ImVec4(0.11f, 0.12f, 0.145f, 1.0f);
+  c[ImGuiCol_FrameBg] = ImVec4(0.17f, 0.19f, 0.23f, 1.0f);
+  c[ImGuiCol_Button] = ImVec4(0.20f, 0.32f, 0.50f, 1.0f);
+  c[ImGuiCol_SliderGrab] = ImVec4(0.35f, 0.60f, 0.95f, 1.0f);
+  c[ImGuiCol_CheckMark] = ImVec4(0.45f, 0.70f, 1.0f, 1.0f);
+}
+
+// DejaVu ships with most Linux desktops; fall back to ImGui's built-in font without it.
+ImFont* load_fonts(const std::string& ui_font, const std::string& mono_font, float size) {
+  ImGuiIO& io = ImGui::GetIO();
+  if (!ui_font.empty() && std::filesystem::exists(ui_font)) io.Fonts->AddFontFromFileTTF(ui_font.c_str(), size);
+  else io.Fonts->AddFontDefault();
+  if (!mono_font.empty() && std::filesystem::exists(mono_font))
+    return io.Fonts->AddFontFromFileTTF(mono_font.c_str(), size - 1);
+  return nullptr;
+}
+
+int run(const StudioOptions& options, int threads, int win_w, int win_h, const std::string& font, const std::string& mono) {
+  // Leave one core to the UI thread and the GL driver: with every core given to LibTorch, its busy-waiting worker
+  // threads and the UI fight over the CPU. Measured on 2 cores under Xvfb (tiny model, 32x32): 2 threads gave
+  // 1650 ms per frame, 1 thread 16 ms.
+  if (threads <= 0 && !std::getenv("SPRINT_THREADS"))
+    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1);
+  init_threads(threads);
+  glfwSetErrorCallback(glfw_error);
+  if (!glfwInit()) {
+    std::fprintf(stderr, "sprint-studio: cannot initialise GLFW (no display? DISPLAY=%s; headless runs need Xvfb)\n",
+                 std::getenv("DISPLAY") ? std::getenv("DISPLAY") : "");
+    return 1;
+  }
+  // GL 3.3 core + GLSL 330 everywhere; forward-compatible is required on macOS and harmless elsewhere.
+  glfwWindowHint(GLFW_CONTEXT_VERSION_MAJOR, 3);
+  glfwWindowHint(GLFW_CONTEXT_VERSION_MINOR, 3);
+  glfwWindowHint(GLFW_OPENGL_PROFILE, GLFW_OPENGL_CORE_PROFILE);
+  glfwWindowHint(GLFW_OPENGL_FORWARD_COMPAT, GLFW_TRUE);
+  GLFWwindow* window = glfwCreateWindow(win_w, win_h, "Sprint Studio", nullptr, nullptr);
+  if (!window) {
+    std::fprintf(stderr, "sprint-studio: cannot create an OpenGL 3.3 core window\n");
+    glfwTerminate();
+    return 1;
+  }
+  glfwMakeContextCurrent(window);
+  glfwSwapInterval(1);  // vsync
+
+  IMGUI_CHECKVERSION();
+  ImGui::CreateContext();
+  ImGuiIO& io = ImGui::GetIO();
+  io.IniFilename = nullptr;  // the layout is fixed; nothing to remember
+  apply_style();
+  ImFont* mono_font = load_fonts(font, mono, 16.0f);
+  ImGui_ImplGlfw_InitForOpenGL(window, true);
+  ImGui_ImplOpenGL3_Init("#version 330 core");
+
+  int code = 0;
+  {
+    Studio studio(options, [] { glfwPostEmptyEvent(); });
+    studio.set_fonts(mono_font);
+    try {
+      studio.init_gl();
+      auto last = std::chrono::steady_clock::now();
+      const auto t0 = last;
+      while (!glfwWindowShouldClose(window) && !studio.wants_exit()) {
+        if (studio.needs_fast_loop()) glfwPollEvents();
+        else glfwWaitEventsTimeout(kIdleWaitS);
+        if (glfwGetWindowAttrib(window, GLFW_ICONIFIED)) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          continue;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        const double dt = std::chrono::duration<double>(now - last).count();
+        last = now;
+
+        ImGui_ImplOpenGL3_NewFrame();
+        ImGui_ImplGlfw_NewFrame();
+        studio.inject_input();
+        ImGui::NewFrame();
+        studio.frame(std::chrono::duration<double>(now - t0).count(), dt);
+        ImGui::Render();
+        int fb_w = 0, fb_h = 0;
+        glfwGetFramebufferSize(window, &fb_w, &fb_h);
+        glViewport(0, 0, fb_w, fb_h);
+        glClearColor(0.09f, 0.10f, 0.12f, 1.0f);
+        glClear(GL_COLOR_BUFFER_BIT);
+        ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+        studio.after_render(fb_w, fb_h);
+        glfwSwapBuffers(window);
+
+        const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - now).count();
+        if (spent < 1.0 / kMaxUiFps) std::this_thread::sleep_for(std::chrono::duration<double>(1.0 / kMaxUiFps - spent));
+      }
+      code = studio.exit_code();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "sprint-studio: error: %s\n", e.what());
+      code = 1;
+    }
+    studio.shutdown_gl();
+  }  // joins the worker before GL and GLFW go away
+
+  ImGui_ImplOpenGL3_Shutdown();
+  ImGui_ImplGlfw_Shutdown();
+  ImGui::DestroyContext();
+  glfwDestroyWindow(window);
+  glfwTerminate();
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  StudioOptions o;
+  o.model = SPRINT_DEFAULT_MODEL_DIR;
+  o.shaders = SPRINT_SHADER_DIR;
+  int threads = 0, win_w = 1600, win_h = 900;
+  std::string window = "1600x900";
+  std::string font = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+  std::string mono = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf";
+  CLI::App app{"sprint-studio: live sketch-to-image with SANA-Sprint + ControlNet"};
+  app.add_option("--model", o.model, "model folder in diffusers layout (with controlnet/ for sketches)")->capture_default_str();
+  app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--size", o.size, "canvas and generation size WIDTHxHEIGHT (default: the model's)");
+  app.add_option("--prompt", o.prompt, "initial prompt")->capture_default_str();
+  app.add_option("--seed", o.seed, "initial seed")->capture_default_str();
+  app.add_option("--replay", o.replay, "play recorded input events (JSON) after the model has loaded");
+  app.add_option("--screenshot", o.screenshot, "write a PNG of the window when the run ends");
+  app.add_option("--save-output", o.save_output, "write the last generated frame (PNG with settings) when the run ends");
+  app.add_option("--output-dir", o.output_dir, "folder for the 'Save output PNG' button")->capture_default_str();
+  app.add_option("--frames", o.frames, "exit after this many UI frames (0 = run until closed)")->capture_default_str();
+  app.add_flag("--exit-after-replay", o.exit_after_replay, "exit once the replay has played and its last frame is shown");
+  app.add_option("--timeout", o.timeout_s, "headless runs (--replay/--frames) fail after this many seconds")->capture_default_str();
+  app.add_option("--shaders", o.shaders, "folder with the GLSL files")->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads for the model (0 = all cores but one, or $SPRINT_THREADS)")->capture_default_str();
+  app.add_option("--window", window, "window size WIDTHxHEIGHT")->capture_default_str();
+  app.add_option("--font", font, "UI font (TTF)")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  char x = 0;
+  if (std::sscanf(window.c_str(), "%d%c%d", &win_w, &x, &win_h) != 3 || win_w <= 0 || win_h <= 0) {
+    std::fprintf(stderr, "sprint-studio: --window '%s': expected WIDTHxHEIGHT\n", window.c_str());
+    return 1;
+  }
+  try {
+    return run(o, threads, win_w, win_h, font, mono);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sprint-studio: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,43 @@
+// The controls panel: prompt, sampling settings, seed, brush, canvas actions. A function of plain structs; the
+// caller turns the returned actions into work (new seed, undo, save, ...).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "sprint/ui/canvas_widget.h"
+
+namespace sprint::ui {
+
+struct ControlsState {
+  std::string prompt;
+  int steps = 2;               // 1-4
+  float guidance = 4.5f;
+  float control_scale = 1.0f;  // ControlNet conditioning scale
+  uint64_t seed = 0;
+  bool seed_locked = true;     // unlocked: every finished stroke draws a new seed
+  int thickness = 2;           // scribble thickness, 0-4 in the UI (the Sana demo's range is 1-4)
+  BrushSettings brush;
+  bool show_condition = false; // canvas pane shows the condition map the model sees
+};
+
+// Facts shown read-only.
+struct ControlsInfo {
+  const char* device = "";
+  const char* model = "";
+  int width = 0, height = 0;
+  bool has_controlnet = true;
+  bool can_undo = false, can_redo = false;
+  const char* error = "";  // last worker error, shown in red when non-empty
+};
+
+struct ControlsActions {
+  bool settings_changed = false;  // anything that changes the generated frame
+  bool undo = false, redo = false, clear = false;
+  bool randomise_seed = false;
+  bool save_output = false;
+};
+
+ControlsActions draw_controls_panel(ControlsState& state, const ControlsInfo& info);
+
+}  // namespace sprint::ui
