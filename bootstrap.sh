@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sprint Studio bootstrap: installs what is missing, builds, then runs the app or the tests.
 #
-#   ./bootstrap.sh run [args...]   install + build + run the main job (args go to sprint-generate)
+#   ./bootstrap.sh run [args...]   install + build + run the app (args go to sprint-studio); headless: generate
+#   ./bootstrap.sh generate [args] install + build + run the headless generator sprint-generate
 #   ./bootstrap.sh test            install + build + run the whole test suite (what CI runs)
 #   ./bootstrap.sh deps | build    only install / only install + build
 #
@@ -82,14 +83,23 @@ case "$cmd" in
     ;;
   run)
     install_apt; install_python; configure_and_build
+    # The desktop app when there is a display; otherwise a headless generation (sprint-generate).
+    if [ -x "$build/bin/sprint-studio" ] && { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; }; then
+      exec "$build/bin/sprint-studio" "$@"
+    fi
+    log "no display: running the headless generator instead of the app (./bootstrap.sh generate --help)"
+    exec "$0" generate "$@"
+    ;;
+  generate)
+    install_apt; install_python; configure_and_build
     if [ $# -eq 0 ]; then
-      # Until the bundled default model (assets/) exists, the main job is a headless generation on the tiny
-      # random-weight pipeline shipped with the parity fixtures (it exercises every stage; the picture is noise).
+      # Until the bundled default model (assets/) exists, generate with the tiny random-weight pipeline shipped
+      # with the parity fixtures (it exercises every stage; the picture is noise).
       mkdir -p "$here/out"
       set -- --model "$here/tests/fixtures/pipeline/tiny_pipeline" --prompt "a red fox in the snow" \
              --size 256x256 --steps 2 --seed 0 --out "$here/out/sprint.png"
     fi
     exec "$build/bin/sprint-generate" "$@"
     ;;
-  *) echo "usage: $0 run|test|deps|build" >&2; exit 2 ;;
+  *) echo "usage: $0 run|generate|test|deps|build" >&2; exit 2 ;;
 esac
