@@ -20,6 +20,7 @@
 #include "sprint/image_io.h"
 #include "sprint/runtime.h"
 #include "sprint/scribble.h"
+#include "sprint/settings_meta.h"
 
 namespace fs = std::filesystem;
 using namespace sprint;
@@ -60,28 +61,22 @@ std::vector<double> parse_timesteps(const std::string& s) {
 
 // Settings stored by an earlier run; explicit command-line options win.
 void apply_from(Options& o, const CLI::App& app) {
-  auto png = read_png(o.from);
-  auto get = [&](const char* key) -> const std::string* {
-    auto it = png.text.find(std::string("sprint:") + key);
-    return it == png.text.end() ? nullptr : &it->second;
-  };
-  SPRINT_CHECK(get("prompt") || get("seed"), "--from '", o.from, "': this PNG holds no Sprint Studio settings");
-  auto take = [&](const char* flag, const char* key, auto& field) {
-    if (app.count(flag) || !get(key)) return;
-    std::stringstream ss(*get(key));
-    ss >> field;
-    SPRINT_CHECK(!ss.fail(), "--from '", o.from, "': bad value '", *get(key), "' for ", key);
-  };
-  if (!app.count("--prompt") && get("prompt")) o.prompt = *get("prompt");
-  if (!app.count("--model") && get("model_path")) o.model = *get("model_path");
-  if (!app.count("--sketch") && !app.count("--image") && get("sketch")) o.sketch = *get("sketch");
-  take("--seed", "seed", o.seed);
-  take("--steps", "steps", o.steps);
-  take("--guidance", "guidance", o.guidance);
-  take("--control-scale", "control_scale", o.control_scale);
-  take("--size", "size", o.size);
-  take("--thickness", "thickness", o.thickness);
-  if (!app.count("--timesteps") && get("timesteps")) o.timesteps = *get("timesteps");
+  const auto text = read_png(o.from).text;
+  const auto saved = GenerationSettings::from_png_text(text, "--from '" + o.from + "'");
+  auto keep = [&](const char* flag, const char* key) { return !app.count(flag) && GenerationSettings::has(text, key); };
+  if (keep("--prompt", "prompt")) o.prompt = saved.prompt;
+  if (keep("--model", "model_path")) o.model = saved.model_path;
+  if (!app.count("--sketch") && !app.count("--image")) {
+    o.sketch = saved.sketch;
+    o.image = saved.image;
+  }
+  if (keep("--seed", "seed")) o.seed = saved.seed;
+  if (keep("--steps", "steps")) o.steps = saved.steps;
+  if (keep("--guidance", "guidance")) o.guidance = saved.guidance;
+  if (keep("--control-scale", "control_scale")) o.control_scale = *saved.control_scale;
+  if (keep("--size", "size")) o.size = str(saved.width, "x", saved.height);
+  if (keep("--thickness", "thickness")) o.thickness = *saved.thickness;
+  if (keep("--timesteps", "timesteps")) o.timesteps = saved.timesteps;
 }
 
 int run(Options o, const CLI::App& app) {
@@ -138,22 +133,22 @@ int run(Options o, const CLI::App& app) {
   std::fprintf(stderr, "total %.1f ms (tokenize %.1f, text encoder %.1f, condition %.1f, transformer %.1f, decode %.1f)\n",
                t.total_ms, t.tokenize_ms, t.text_encoder_ms, t.condition_ms, t.transformer_ms, t.decode_ms);
 
-  std::map<std::string, std::string> meta = {
-      {"sprint:prompt", o.prompt},
-      {"sprint:seed", std::to_string(o.seed)},
-      {"sprint:steps", std::to_string(o.steps)},
-      {"sprint:guidance", str(o.guidance)},
-      {"sprint:size", str(width, "x", height)},
-      {"sprint:model", fs::path(o.model).lexically_normal().filename().string()},
-      {"sprint:model_path", fs::absolute(o.model).lexically_normal().string()},
-      {"Software", "Sprint Studio sprint-generate"}};
-  if (!o.timesteps.empty()) meta["sprint:timesteps"] = o.timesteps;
+  GenerationSettings saved;
+  saved.prompt = o.prompt;
+  saved.seed = o.seed;
+  saved.steps = o.steps;
+  saved.guidance = o.guidance;
+  saved.width = width;
+  saved.height = height;
+  saved.model_path = fs::absolute(o.model).lexically_normal().string();
+  saved.timesteps = o.timesteps;
+  saved.software = "Sprint Studio sprint-generate";
   if (controlled) {
-    meta["sprint:control_scale"] = str(o.control_scale);
-    meta["sprint:thickness"] = std::to_string(o.thickness);
-    meta[o.sketch.empty() ? "sprint:image" : "sprint:sketch"] = fs::absolute(o.sketch.empty() ? o.image : o.sketch).string();
+    saved.control_scale = o.control_scale;
+    saved.thickness = o.thickness;
+    (o.sketch.empty() ? saved.image : saved.sketch) = fs::absolute(o.sketch.empty() ? o.image : o.sketch).string();
   }
-  write_png(o.out, to_uint8_image(result.image), meta);
+  write_png(o.out, to_uint8_image(result.image), saved.to_png_text());
   std::fprintf(stderr, "wrote %s (%dx%d, seed %llu, %d threads)\n", o.out.c_str(), width, height,
                static_cast<unsigned long long>(o.seed), threads);
   return 0;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "sprint/settings_meta.h"
 #include "sprint/error.h"
 #include "sprint/image_io.h"
 
@@ -365,26 +366,26 @@ void Studio::save_output_png(const std::string& path) {
   SPRINT_CHECK(!output_rgb_.empty(), "no generated frame to save yet (", path, ")");
   auto pixels = torch::from_blob(output_rgb_.data(), {output_h_, output_w_, 3}, torch::kUInt8).clone();
   const LiveSettings& s = output_key_.settings;
-  std::map<std::string, std::string> meta = {
-      {"sprint:prompt", s.prompt},
-      {"sprint:seed", std::to_string(s.seed)},
-      {"sprint:steps", std::to_string(s.steps)},
-      {"sprint:guidance", str(s.guidance)},
-      {"sprint:size", str(output_w_, "x", output_h_)},
-      {"sprint:model", fs::path(options_.model).lexically_normal().filename().string()},
-      {"sprint:model_path", fs::absolute(options_.model).lexically_normal().string()},
-      {"Software", "Sprint Studio sprint-studio"}};
+  GenerationSettings saved;
+  saved.prompt = s.prompt;
+  saved.seed = s.seed;
+  saved.steps = s.steps;
+  saved.guidance = s.guidance;
+  saved.width = output_w_;
+  saved.height = output_h_;
+  saved.model_path = fs::absolute(options_.model).lexically_normal().string();
+  saved.software = "Sprint Studio sprint-studio";
   if (info_ && info_->has_controlnet) {
-    meta["sprint:control_scale"] = str(s.control_scale);
-    meta["sprint:thickness"] = std::to_string(s.thickness);
+    saved.control_scale = s.control_scale;
+    saved.thickness = s.thickness;
     // The sketch next to it, so `sprint-generate --from` can re-run the frame (exact when the canvas has not
     // changed since the frame was made, which holds at the end of a replay).
     const std::string sketch = with_suffix(path, "sketch");
     const auto& c = raster_.canvas();
     write_png(sketch, torch::from_blob(const_cast<uint8_t*>(c.pixels.data()), {c.height, c.width, 1}, torch::kUInt8));
-    meta["sprint:sketch"] = fs::absolute(sketch).lexically_normal().string();
+    saved.sketch = fs::absolute(sketch).lexically_normal().string();
   }
-  write_png(path, pixels, meta);
+  write_png(path, pixels, saved.to_png_text());
   std::fprintf(stderr, "sprint-studio: wrote %s\n", path.c_str());
 }
 

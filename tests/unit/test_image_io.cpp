@@ -58,3 +58,45 @@ TEST(ImageIo, DecoderOutputToUint8FollowsDiffusers) {
   auto flat = px.flatten();
   for (int i = 0; i < 6; ++i) EXPECT_EQ(flat[i].item<int>(), expect[i]) << i;
 }
+
+#include "sprint/settings_meta.h"
+
+TEST(SettingsMeta, RoundTripThroughPngText) {
+  GenerationSettings s;
+  s.prompt = "a red fox, 狐狸";
+  s.seed = 18446744073709551615ull;  // the whole uint64 range survives
+  s.steps = 4;
+  s.guidance = 3.25;
+  s.width = 512;
+  s.height = 768;
+  s.model_path = "/models/sprint";
+  s.control_scale = 0.7;
+  s.thickness = 3;
+  s.sketch = "/tmp/s.png";
+  auto text = s.to_png_text();
+  EXPECT_EQ(text.at("sprint:model"), "sprint");
+  auto dir = sprint::test::temp_dir("meta");
+  write_png(dir + "/a.png", torch::zeros({2, 2, 3}, torch::kUInt8), text);
+  auto back = GenerationSettings::from_png_text(read_png(dir + "/a.png").text, "a.png");
+  EXPECT_EQ(back.prompt, s.prompt);
+  EXPECT_EQ(back.seed, s.seed);
+  EXPECT_EQ(back.steps, 4);
+  EXPECT_DOUBLE_EQ(back.guidance, 3.25);
+  EXPECT_EQ(back.width, 512);
+  EXPECT_EQ(back.height, 768);
+  EXPECT_EQ(back.model_path, s.model_path);
+  ASSERT_TRUE(back.control_scale.has_value());
+  EXPECT_DOUBLE_EQ(*back.control_scale, 0.7);
+  EXPECT_EQ(back.thickness, 3);
+  EXPECT_EQ(back.sketch, s.sketch);
+  EXPECT_FALSE(GenerationSettings::has(text, "timesteps"));
+}
+
+TEST(SettingsMeta, BadOrMissingValuesAreNamed) {
+  EXPECT_TRUE(throws_with([] { GenerationSettings::from_png_text({{"Software", "x"}}, "x.png"); },
+                          {"x.png", "no Sprint Studio settings"}));
+  EXPECT_TRUE(throws_with([] { GenerationSettings::from_png_text({{"sprint:seed", "12abc"}}, "y.png"); },
+                          {"y.png", "'12abc'", "sprint:seed"}));
+  EXPECT_TRUE(throws_with([] { GenerationSettings::from_png_text({{"sprint:prompt", "p"}, {"sprint:size", "64by64"}}, "z.png"); },
+                          {"z.png", "sprint:size"}));
+}

@@ -1,0 +1,77 @@
+#include "sprint/settings_meta.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include "sprint/error.h"
+
+namespace fs = std::filesystem;
+
+namespace sprint {
+
+namespace {
+const std::string kPrefix = "sprint:";
+
+template <typename T>
+void parse_into(const std::map<std::string, std::string>& text, const std::string& key, const std::string& source, T& out) {
+  auto it = text.find(kPrefix + key);
+  if (it == text.end()) return;
+  std::istringstream ss(it->second);
+  T value{};
+  ss >> value;
+  SPRINT_CHECK(!ss.fail() && (ss >> std::ws).eof(), source, ": bad value '", it->second, "' for ", kPrefix, key);
+  out = value;
+}
+}  // namespace
+
+bool GenerationSettings::has(const std::map<std::string, std::string>& text, const std::string& key) {
+  return text.count(kPrefix + key) > 0;
+}
+
+std::map<std::string, std::string> GenerationSettings::to_png_text() const {
+  std::map<std::string, std::string> m = {
+      {kPrefix + "prompt", prompt},
+      {kPrefix + "seed", std::to_string(seed)},
+      {kPrefix + "steps", std::to_string(steps)},
+      {kPrefix + "guidance", str(guidance)},
+      {kPrefix + "size", str(width, "x", height)},
+      {kPrefix + "model", fs::path(model_path).lexically_normal().filename().string()},
+      {kPrefix + "model_path", model_path}};
+  if (!software.empty()) m["Software"] = software;
+  if (!timesteps.empty()) m[kPrefix + "timesteps"] = timesteps;
+  if (control_scale) m[kPrefix + "control_scale"] = str(*control_scale);
+  if (thickness) m[kPrefix + "thickness"] = std::to_string(*thickness);
+  if (!sketch.empty()) m[kPrefix + "sketch"] = sketch;
+  if (!image.empty()) m[kPrefix + "image"] = image;
+  return m;
+}
+
+GenerationSettings GenerationSettings::from_png_text(const std::map<std::string, std::string>& text,
+                                                     const std::string& source) {
+  SPRINT_CHECK(has(text, "prompt") || has(text, "seed"), source, ": this PNG holds no Sprint Studio settings");
+  GenerationSettings s;
+  auto get = [&](const char* key) {
+    auto it = text.find(kPrefix + key);
+    return it == text.end() ? std::string() : it->second;
+  };
+  s.prompt = get("prompt");
+  s.model_path = get("model_path");
+  s.timesteps = get("timesteps");
+  s.sketch = get("sketch");
+  s.image = get("image");
+  parse_into(text, "seed", source, s.seed);
+  parse_into(text, "steps", source, s.steps);
+  parse_into(text, "guidance", source, s.guidance);
+  if (has(text, "size")) {
+    const auto v = get("size");
+    char x = 0;
+    std::istringstream ss(v);
+    ss >> s.width >> x >> s.height;
+    SPRINT_CHECK(!ss.fail() && x == 'x' && s.width > 0 && s.height > 0, source, ": bad value '", v, "' for sprint:size");
+  }
+  if (has(text, "control_scale")) parse_into(text, "control_scale", source, s.control_scale.emplace());
+  if (has(text, "thickness")) parse_into(text, "thickness", source, s.thickness.emplace());
+  return s;
+}
+
+}  // namespace sprint
