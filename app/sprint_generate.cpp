@@ -35,14 +35,6 @@ struct Options {
   uint64_t seed = 0;
 };
 
-std::pair<int, int> parse_size(const std::string& s) {
-  int w = 0, h = 0;
-  char x = 0;
-  if (std::sscanf(s.c_str(), "%d%c%d", &w, &x, &h) != 3 || (x != 'x' && x != 'X') || w <= 0 || h <= 0)
-    throw Error(str("--size '", s, "': expected WIDTHxHEIGHT, e.g. 1024x1024"));
-  return {w, h};
-}
-
 std::vector<double> parse_timesteps(const std::string& s) {
   std::vector<double> out;
   std::stringstream ss(s);

@@ -20,14 +20,6 @@ namespace {
 constexpr float kPanelWidth = 310.0f;     // controls column, pixels
 constexpr uint64_t kSeedRange = 1u << 31;  // "Random" draws seeds below this so they stay easy to type
 
-std::pair<int, int> parse_size(const std::string& s) {
-  int w = 0, h = 0;
-  char x = 0;
-  if (std::sscanf(s.c_str(), "%d%c%d", &w, &x, &h) != 3 || (x != 'x' && x != 'X') || w <= 0 || h <= 0)
-    throw Error(str("--size '", s, "': expected WIDTHxHEIGHT, e.g. 1024x1024"));
-  return {w, h};
-}
-
 // out.png + "before" -> out.before.png
 std::string with_suffix(const std::string& path, const std::string& suffix) {
   fs::path p(path);

@@ -1,6 +1,8 @@
 #include "sprint/settings_meta.h"
 
+#include <cstdio>
 #include <filesystem>
+#include <tuple>
 #include <sstream>
 
 #include "sprint/error.h"
@@ -23,6 +25,14 @@ void parse_into(const std::map<std::string, std::string>& text, const std::strin
   out = value;
 }
 }  // namespace
+
+std::pair<int, int> parse_size(const std::string& s, const std::string& what) {
+  int w = 0, h = 0;
+  char x = 0, extra = 0;
+  if (std::sscanf(s.c_str(), "%d%c%d%c", &w, &x, &h, &extra) != 3 || (x != 'x' && x != 'X') || w <= 0 || h <= 0)
+    throw Error(str(what, " '", s, "': expected WIDTHxHEIGHT, e.g. 1024x1024"));
+  return {w, h};
+}
 
 bool GenerationSettings::has(const std::map<std::string, std::string>& text, const std::string& key) {
   return text.count(kPrefix + key) > 0;
@@ -62,13 +72,7 @@ GenerationSettings GenerationSettings::from_png_text(const std::map<std::string,
   parse_into(text, "seed", source, s.seed);
   parse_into(text, "steps", source, s.steps);
   parse_into(text, "guidance", source, s.guidance);
-  if (has(text, "size")) {
-    const auto v = get("size");
-    char x = 0;
-    std::istringstream ss(v);
-    ss >> s.width >> x >> s.height;
-    SPRINT_CHECK(!ss.fail() && x == 'x' && s.width > 0 && s.height > 0, source, ": bad value '", v, "' for sprint:size");
-  }
+  if (has(text, "size")) std::tie(s.width, s.height) = parse_size(get("size"), source + ": sprint:size");
   if (has(text, "control_scale")) parse_into(text, "control_scale", source, s.control_scale.emplace());
   if (has(text, "thickness")) parse_into(text, "thickness", source, s.thickness.emplace());
   return s;

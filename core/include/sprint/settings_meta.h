@@ -6,8 +6,12 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace sprint {
+
+// "1024x1024" -> {1024, 1024}. Throws sprint::Error "<what> '<s>': expected WIDTHxHEIGHT ..." otherwise.
+std::pair<int, int> parse_size(const std::string& s, const std::string& what = "--size");
 
 struct GenerationSettings {
   std::string prompt;
