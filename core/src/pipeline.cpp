@@ -55,6 +55,28 @@ const std::string& complex_human_instruction() {
   return text;
 }
 
+TokenizedBatch tokenize_prompts(const Tokenizer& tokenizer, const std::vector<std::string>& prompts,
+                                const PromptOptions& po) {
+  std::vector<std::string> texts;
+  texts.reserve(prompts.size());
+  int max_length = po.max_sequence_length;
+  std::string prefix;
+  if (po.complex_human_instruction) {
+    prefix = complex_human_instruction();
+    const auto n_chi = static_cast<int64_t>(tokenizer.encode(prefix, /*add_bos=*/true).size());
+    max_length = static_cast<int>(sana_padded_length(n_chi, po.max_sequence_length));
+  }
+  for (const auto& p : prompts) texts.push_back(prefix + (po.lowercase ? lower_ascii_strip(p) : p));
+  return tokenizer.encode_batch(texts, max_length, /*add_bos=*/true);
+}
+
+std::pair<torch::Tensor, torch::Tensor> embed_prompts(Gemma2ModelImpl& text_encoder, const TokenizedBatch& tokens,
+                                                      const PromptOptions& po, const torch::Device& device) {
+  auto ids = tokens.input_ids.to(device), mask = tokens.attention_mask.to(device);
+  auto hidden = text_encoder.forward(ids, mask);
+  return select_sana_tokens(hidden, mask, po.max_sequence_length);
+}
+
 PromptOptions PromptOptions::load(const std::string& model_dir) {
   PromptOptions o;
   auto path = fs::path(model_dir) / "sprint_pipeline.json";
@@ -127,20 +149,10 @@ TextEmbedding Pipeline::encode_prompt(const std::string& prompt, StageTimes* tim
   torch::InferenceMode guard;
   auto t0 = Clock::now();
   const auto& po = prompt_options_;
-  std::string text = po.lowercase ? lower_ascii_strip(prompt) : prompt;
-  int max_length = po.max_sequence_length;
-  if (po.complex_human_instruction) {
-    const auto& chi = complex_human_instruction();
-    const auto n_chi = static_cast<int64_t>(tokenizer_.encode(chi, /*add_bos=*/true).size());
-    max_length = static_cast<int>(sana_padded_length(n_chi, po.max_sequence_length));
-    text = chi + text;
-  }
-  auto batch = tokenizer_.encode_batch({text}, max_length, /*add_bos=*/true);
+  auto batch = tokenize_prompts(tokenizer_, {prompt}, po);
   if (times) times->tokenize_ms = ms_since(t0);
   t0 = Clock::now();
-  auto ids = batch.input_ids.to(device_), mask = batch.attention_mask.to(device_);
-  auto hidden = text_encoder_->forward(ids, mask);
-  auto [embeds, sel_mask] = select_sana_tokens(hidden, mask, po.max_sequence_length);
+  auto [embeds, sel_mask] = embed_prompts(*text_encoder_, batch, po, device_);
   if (times) times->text_encoder_ms = ms_since(t0);
   TextEmbedding e{embeds.to(dtype_), sel_mask};
   if (prompt_cache_.size() >= kPromptCacheSize) prompt_cache_.clear();

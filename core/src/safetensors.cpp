@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "sprint/atomic_file.h"
 #include "sprint/error.h"
 
 // The format is little-endian and tensors are viewed in place, so the host must be little-endian too.
@@ -114,23 +115,6 @@ void parse_entry(const std::string& path, const std::string& name, const json& e
                    " bytes but data_offsets [", info.begin, ", ", info.end, "] span ", info.end - info.begin));
 }
 
-// Writes all of [data, data+size) to fd, retrying short writes and EINTR. Returns 0 or an errno value.
-int write_all(int fd, const void* data, size_t size) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  while (size > 0) {
-    // Linux writes at most ~2 GiB per call; ask for at most 1 GiB so the loop is the normal path.
-    size_t chunk = std::min<size_t>(size, size_t(1) << 30);
-    ssize_t n = ::write(fd, p, chunk);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (n == 0) return EIO;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return 0;
-}
 
 }  // namespace
 
@@ -487,45 +471,27 @@ void save(const std::string& path, const StateDict& tensors, const std::map<std:
   // Pad with spaces so the data section starts 8-byte aligned, as the reference writer does.
   header.append((8 - header.size() % 8) % 8, ' ');
 
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp = str(path, ".tmp-", ::getpid(), "-", counter++);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-  if (fd < 0) throw fail(str("cannot create temporary file '", tmp, "': ", errno_text(errno)));
-  // From here on every failure closes and removes the temporary file; `path` is only touched by the rename.
-  auto abort_with = [&](const std::string& what, int err) -> Error {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    return fail(err ? str(what, ": ", errno_text(err)) : what);
-  };
-
-  uint8_t len_bytes[8];
-  uint64_t hl = header.size();
-  for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<uint8_t>(hl >> (8 * i));
-  if (int err = write_all(fd, len_bytes, 8)) throw abort_with("write failed", err);
-  if (int err = write_all(fd, header.data(), header.size())) throw abort_with("write failed", err);
-  for (const auto& [name, t] : tensors) {
-    torch::Tensor cpu;
-    try {
-      cpu = t.detach().to(torch::kCPU).contiguous();
-    } catch (const std::exception& e) {
-      throw abort_with(str("cannot copy tensor '", name, "' to the CPU: ", e.what()), 0);
+  // The target is only touched by the final rename; any failure before it removes the temporary file.
+  AtomicFile out(path);
+  try {
+    uint8_t len_bytes[8];
+    uint64_t hl = header.size();
+    for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<uint8_t>(hl >> (8 * i));
+    out.write(len_bytes, 8);
+    out.write(header.data(), header.size());
+    for (const auto& [name, t] : tensors) {
+      torch::Tensor cpu;
+      try {
+        cpu = t.detach().to(torch::kCPU).contiguous();
+      } catch (const std::exception& e) {
+        throw Error(str("cannot copy tensor '", name, "' to the CPU: ", e.what()));
+      }
+      if (cpu.numel() == 0) continue;
+      out.write(cpu.data_ptr(), cpu.nbytes(), str("write of tensor '", name, "'"));
     }
-    if (cpu.numel() == 0) continue;
-    if (int err = write_all(fd, cpu.data_ptr(), cpu.nbytes())) throw abort_with(str("write of tensor '", name, "' failed"), err);
-  }
-  if (::fsync(fd) != 0) throw abort_with("fsync failed", errno);
-  int close_rc = ::close(fd);
-  fd = -1;
-  if (close_rc != 0) throw abort_with("close failed", errno);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) throw abort_with(str("cannot rename '", tmp, "' over it"), errno);
-
-  // Make the rename itself durable. Best effort: the new file is already in place, so a failure here is not
-  // reported as a failed save.
-  std::string dir = fs::path(path).parent_path().string();
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
+    out.commit();
+  } catch (const Error& e) {
+    throw fail(e.what());
   }
 }
 

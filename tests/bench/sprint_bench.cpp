@@ -33,6 +33,7 @@
 #include "sprint/control_pipeline.h"
 #include "sprint/controlnet.h"
 #include "sprint/error.h"
+#include "sprint/model_folder.h"
 #include "sprint/runtime.h"
 #include "sprint/safetensors.h"
 #include "sprint/scribble.h"
@@ -557,79 +558,6 @@ void randomize(torch::nn::Module& m, double norm_weight) {
   }
 }
 
-void save_module(torch::nn::Module& m, const fs::path& file) {
-  sprint::safetensors::StateDict sd;
-  for (const auto& p : m.named_parameters(true)) sd[p.key()] = p.value().detach().contiguous();
-  for (const auto& b : m.named_buffers(true)) sd[b.key()] = b.value().detach().contiguous();
-  sprint::safetensors::save(file.string(), sd);
-}
-
-void write_json(const fs::path& file, const json& j) {
-  fs::create_directories(file.parent_path());
-  std::ofstream f(file);
-  f << j.dump(2) << "\n";
-  SPRINT_CHECK(f.good(), "cannot write ", file.string());
-}
-
-// diffusers AutoencoderDC config.json for a VaeConfig (the class has no to_json).
-json vae_config_json(const sprint::VaeConfig& c) {
-  return {{"_class_name", "AutoencoderDC"},
-          {"in_channels", c.in_channels},
-          {"latent_channels", c.latent_channels},
-          {"attention_head_dim", c.attention_head_dim},
-          {"encoder_block_types", c.encoder_block_types},
-          {"decoder_block_types", c.decoder_block_types},
-          {"encoder_block_out_channels", c.encoder_block_out_channels},
-          {"decoder_block_out_channels", c.decoder_block_out_channels},
-          {"encoder_layers_per_block", c.encoder_layers_per_block},
-          {"decoder_layers_per_block", c.decoder_layers_per_block},
-          {"encoder_qkv_multiscales", c.encoder_qkv_multiscales},
-          {"decoder_qkv_multiscales", c.decoder_qkv_multiscales},
-          {"upsample_block_type", c.upsample_block_type},
-          {"downsample_block_type", c.downsample_block_type},
-          {"decoder_norm_types", c.decoder_norm_types},
-          {"decoder_act_fns", c.decoder_act_fns},
-          {"encoder_out_shortcut", c.encoder_out_shortcut},
-          {"decoder_in_shortcut", c.decoder_in_shortcut},
-          {"decoder_conv_act_fn", c.decoder_conv_act_fn},
-          {"scaling_factor", c.scaling_factor}};
-}
-
-// transformers Gemma2Config config.json for a Gemma2Config (the class has no to_json).
-json gemma_config_json(const sprint::Gemma2Config& c) {
-  json j = {{"architectures", {"Gemma2Model"}},
-            {"model_type", "gemma2"},
-            {"dtype", "float32"},
-            {"vocab_size", c.vocab_size},
-            {"hidden_size", c.hidden_size},
-            {"intermediate_size", c.intermediate_size},
-            {"num_hidden_layers", c.num_hidden_layers},
-            {"num_attention_heads", c.num_attention_heads},
-            {"num_key_value_heads", c.num_key_value_heads},
-            {"head_dim", c.head_dim},
-            // transformers 5.x validates the type: an int (256), not 256.0.
-            {"query_pre_attn_scalar", c.query_pre_attn_scalar == std::floor(c.query_pre_attn_scalar)
-                                          ? json(static_cast<int64_t>(c.query_pre_attn_scalar))
-                                          : json(c.query_pre_attn_scalar)},
-            {"rms_norm_eps", c.rms_norm_eps},
-            {"rope_parameters", {{"rope_theta", c.rope_theta}, {"rope_type", "default"}}},
-            {"sliding_window", c.sliding_window ? json(*c.sliding_window) : json(nullptr)},
-            {"attn_logit_softcapping", c.attn_logit_softcapping ? json(*c.attn_logit_softcapping) : json(nullptr)},
-            {"final_logit_softcapping", 30.0},
-            {"hidden_activation", c.hidden_activation},
-            {"attention_bias", c.attention_bias},
-            {"attention_dropout", 0.0},
-            {"layer_types", c.layer_types},
-            {"pad_token_id", c.pad_token_id ? json(*c.pad_token_id) : json(nullptr)},
-            {"bos_token_id", c.bos_token_id ? json(*c.bos_token_id) : json(nullptr)},
-            {"eos_token_id", c.eos_token_ids.size() == 1 ? json(c.eos_token_ids[0]) : json(c.eos_token_ids)},
-            {"max_position_embeddings", 8192},
-            {"initializer_range", 0.02},
-            {"tie_word_embeddings", true},
-            {"use_cache", false}};
-  return j;
-}
-
 // Writes the random real-shape folder (diffusers layout, what ControlPipeline::load and SanaSprintPipeline read).
 void write_real_shape_model(const fs::path& dir, const std::string& tokenizer_model) {
   const auto t0 = Clock::now();
@@ -652,8 +580,8 @@ void write_real_shape_model(const fs::path& dir, const std::string& tokenizer_mo
   {
     sprint::SanaTransformer2DModel m(tc);
     randomize(*m, 1.0);
-    write_json(dir / "transformer" / "config.json", tc.to_json());
-    save_module(*m, dir / "transformer" / "diffusion_pytorch_model.safetensors");
+    sprint::write_json_file((dir / "transformer" / "config.json").string(), tc.to_json());
+    sprint::save_module(*m, (dir / "transformer" / "diffusion_pytorch_model.safetensors").string());
   }
   {
     sprint::SanaControlNetModel m(cc);
@@ -666,24 +594,24 @@ void write_real_shape_model(const fs::path& dir, const std::string& tokenizer_mo
     const auto back = sprint::ControlNetConfig::from_json(j, "controlnet/config.json");
     SPRINT_CHECK(back.base.to_json() == cc.base.to_json() && back.injection == cc.injection,
                  "controlnet/config.json does not read back as written without the Sprint-only keys");
-    write_json(dir / "controlnet" / "config.json", j);
-    save_module(*m, dir / "controlnet" / "diffusion_pytorch_model.safetensors");
+    sprint::write_json_file((dir / "controlnet" / "config.json").string(), j);
+    sprint::save_module(*m, (dir / "controlnet" / "diffusion_pytorch_model.safetensors").string());
   }
   {
     sprint::AutoencoderDC m(vc);
     randomize(*m, 1.0);
-    write_json(dir / "vae" / "config.json", vae_config_json(vc));
-    save_module(*m, dir / "vae" / "diffusion_pytorch_model.safetensors");
+    sprint::write_json_file((dir / "vae" / "config.json").string(), vc.to_json());
+    sprint::save_module(*m, (dir / "vae" / "diffusion_pytorch_model.safetensors").string());
   }
   {
     sprint::Gemma2Model m(gc);
     randomize(*m, 0.0);
-    write_json(dir / "text_encoder" / "config.json", gemma_config_json(gc));
-    save_module(*m, dir / "text_encoder" / "model.safetensors");
+    sprint::write_json_file((dir / "text_encoder" / "config.json").string(), gc.to_json());
+    sprint::save_module(*m, (dir / "text_encoder" / "model.safetensors").string());
   }
   fs::create_directories(dir / "tokenizer");
   fs::copy_file(tokenizer_model, dir / "tokenizer" / "tokenizer.model", fs::copy_options::overwrite_existing);
-  write_json(dir / "model_index.json",
+  sprint::write_json_file((dir / "model_index.json").string(),
              {{"_class_name", "SanaSprintPipeline"}, {"scheduler", {"diffusers", "SCMScheduler"}},
               {"text_encoder", {"transformers", "Gemma2Model"}}, {"tokenizer", {"transformers", "GemmaTokenizer"}},
               {"transformer", {"diffusers", "SanaTransformer2DModel"}}, {"vae", {"diffusers", "AutoencoderDC"}}});
@@ -807,7 +735,7 @@ PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, in
   sd["image"] = full_image.to(torch::kFloat32).contiguous();
   fs::create_directories(work);
   sprint::safetensors::save((work / "inputs.safetensors").string(), sd);
-  write_json(work / "settings.json",
+  sprint::write_json_file((work / "settings.json").string(),
              {{"case", pc.name}, {"label", pc.label}, {"model_dir", pc.model_dir.string()}, {"threads", threads},
               {"prompt", kPipelinePrompt}, {"seed", kPipelineSeed}, {"steps", pc.steps}, {"guidance", kPipelineGuidance},
               {"width", pc.size}, {"height", pc.size}, {"control_scale", kControlScale}, {"repeats", pc.repeats},

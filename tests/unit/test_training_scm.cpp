@@ -259,7 +259,9 @@ TEST(TrainingLadd, DiscriminatorOnTinyTeacher) {
   EXPECT_EQ(disc->parameters().size(), 2u * 10u);  // 2 heads x (3 convs x 2 + 2 norms x 2), teacher excluded
 
   const int64_t B = 4;
-  TextCondition text{torch::randn({B, 5, 12}), torch::ones({B, 5})};
+  TextCondition text;
+  text.enc = torch::randn({B, 5, 12});
+  text.mask = torch::ones({B, 5});
   auto gen = make_generator(8);
   auto x0 = (randn(gen, {B, 4, 4, 4}) * kSd).requires_grad_(true);
   auto tD = sample_trigflow_time(gen, B, -0.6, 1.0);

@@ -49,27 +49,36 @@ torch::Tensor plain_velocity(const TrigModel& teacher, const torch::Tensor& x_t,
 }
 
 namespace {
-FlowModel sana_flow(SanaTransformer2DModel model, torch::Tensor enc, torch::Tensor mask) {
-  return [model, enc = std::move(enc), mask = std::move(mask)](const torch::Tensor& x_fm, const torch::Tensor& s) mutable {
-    return model->forward(x_fm, enc, s, {}, mask);
-  };
-}
-torch::Tensor cat_mask(const TextCondition& a, const TextCondition& b) {
-  SPRINT_CHECK(a.mask.defined() == b.mask.defined(), "give masks for both the conditional and unconditional text or neither");
-  return a.mask.defined() ? torch::cat({a.mask, b.mask}) : torch::Tensor();
+torch::Tensor cat_defined(const torch::Tensor& a, const torch::Tensor& b, const char* what) {
+  SPRINT_CHECK(a.defined() == b.defined(), "give ", what, " for both the conditional and unconditional batch or neither");
+  return a.defined() ? torch::cat({a, b}) : torch::Tensor();
 }
 }  // namespace
 
-TrigModel sana_teacher_pair(SanaTransformer2DModel teacher, TextCondition cond, TextCondition uncond) {
+FlowModel sana_flow_model(SanaTransformer2DModel model, TextCondition c, SanaControlNetModel cn) {
+  SPRINT_CHECK(!cn || c.control.defined(), "a teacher with a ControlNet needs the condition latent (text.control)");
+  return [model, c = std::move(c), cn](const torch::Tensor& x_fm, const torch::Tensor& s) mutable {
+    if (cn) return controlled_forward(*model, *cn, x_fm, c.enc, s, {}, c.mask, c.control, c.control_scale);
+    return model->forward(x_fm, c.enc, s, {}, c.mask);
+  };
+}
+
+TrigModel sana_teacher_pair(SanaTransformer2DModel teacher, TextCondition cond, TextCondition uncond,
+                            SanaControlNetModel cn) {
   SPRINT_CHECK(!teacher->config.guidance_embeds, "the flow teacher must not have guidance embeds (it uses real CFG)");
   SPRINT_CHECK(cond.enc.sizes() == uncond.enc.sizes(), "conditional text ", cond.enc.sizes(),
                " and unconditional text ", uncond.enc.sizes(), " differ in shape");
-  return as_trig_model(sana_flow(teacher, torch::cat({uncond.enc, cond.enc}), cat_mask(uncond, cond)));
+  TextCondition both;
+  both.enc = torch::cat({uncond.enc, cond.enc});
+  both.mask = cat_defined(uncond.mask, cond.mask, "masks");
+  if (cn) both.control = torch::cat({cond.control, cond.control});
+  both.control_scale = cond.control_scale;
+  return as_trig_model(sana_flow_model(std::move(teacher), std::move(both), std::move(cn)));
 }
 
-TrigModel sana_teacher(SanaTransformer2DModel teacher, TextCondition cond) {
+TrigModel sana_teacher(SanaTransformer2DModel teacher, TextCondition cond, SanaControlNetModel cn) {
   SPRINT_CHECK(!teacher->config.guidance_embeds, "the flow teacher must not have guidance embeds (it uses real CFG)");
-  return as_trig_model(sana_flow(teacher, cond.enc, cond.mask));
+  return as_trig_model(sana_flow_model(std::move(teacher), std::move(cond), std::move(cn)));
 }
 
 SanaStudentImpl::SanaStudentImpl(SanaTransformer2DModel t, bool zero_init_guidance) : transformer(std::move(t)) {
@@ -87,6 +96,15 @@ SanaStudentImpl::SanaStudentImpl(SanaTransformer2DModel t, bool zero_init_guidan
     torch::nn::init::zeros_(ge->linear_2->weight);
     torch::nn::init::zeros_(ge->linear_2->bias);
   }
+}
+
+void SanaStudentImpl::attach_controlnet(SanaControlNetModel cn) {
+  SPRINT_CHECK(cn, "attach_controlnet: no ControlNet given");
+  const auto& cc = cn->config.base;
+  SPRINT_CHECK(cc.inner_dim() == transformer->config.inner_dim() && cc.in_channels == transformer->config.in_channels &&
+                   static_cast<size_t>(cc.num_layers) < transformer->num_blocks(),
+               "the ControlNet does not fit the student transformer");
+  controlnet = register_module("controlnet", std::move(cn));
 }
 
 TrigOutput SanaStudentImpl::forward(const torch::Tensor& x_scaled, const torch::Tensor& t, const TextCondition& text,
@@ -107,7 +125,33 @@ TrigOutput SanaStudentImpl::forward(const torch::Tensor& x_scaled, const torch::
   auto guidance = w.reshape({-1}).to(x_scaled.dtype()) * m.config.guidance_embeds_scale;
   auto cond = m.front.condition(text.enc, s, guidance, text.mask, x_fm.size(2) / p, x_fm.size(3) / p,
                                 tokens.scalar_type());
-  for (size_t i = 0; i < m.num_blocks(); ++i) tokens = m.run_block(i, tokens, cond);
+  if (!controlnet) {
+    for (size_t i = 0; i < m.num_blocks(); ++i) tokens = m.run_block(i, tokens, cond);
+  } else {
+    SPRINT_CHECK(text.control.defined(), "a student with a ControlNet needs the condition latent (text.control)");
+    auto& cn = *controlnet;
+    const auto& cc = cn.config.base;
+    auto cn_g = cc.guidance_embeds ? guidance : torch::Tensor();
+    if (cn.config.injection == ControlInjection::AfterBlock) {
+      auto cn_cond = cn.front.condition(text.enc, s, cn_g, text.mask, x_fm.size(2) / p, x_fm.size(3) / p,
+                                        tokens.scalar_type());
+      // diffusers order: the ControlNet runs on its own patch embedding of x.
+      auto res = cn.control_stream(cn.front.embed(x_fm), text.control, cn_cond, text.control_scale);
+      for (size_t i = 0; i < m.num_blocks(); ++i) {
+        tokens = m.run_block(i, tokens, cond);
+        if (i >= 1 && i <= res.size()) tokens = tokens + res[i - 1];
+      }
+    } else {
+      tokens = m.run_block(0, tokens, cond);
+      auto cn_cond = cn.front.condition(text.enc, s, cn_g, text.mask, x_fm.size(2) / p, x_fm.size(3) / p,
+                                        tokens.scalar_type());
+      auto res = cn.control_stream(tokens, text.control, cn_cond, text.control_scale);
+      for (size_t i = 1; i < m.num_blocks(); ++i) {
+        if (i <= res.size()) tokens = tokens + res[i - 1];
+        tokens = m.run_block(i, tokens, cond);
+      }
+    }
+  }
   auto v = m.finish(tokens, cond);
   TrigOutput out;
   out.F = ((1 - 2 * se) * x_fm + (1 - 2 * se + 2 * se * se) * v) / c;

@@ -35,7 +35,19 @@ struct PromptOptions {
   int max_sequence_length = 300;
   bool lowercase = true;
   static PromptOptions load(const std::string& model_dir);  // defaults when the file is absent
+  nlohmann::json to_json() const;                           // sprint_pipeline.json
 };
+
+// The token batch SANA feeds its text encoder for `prompts`: stripped and lower-cased (when po.lowercase), the CHI
+// prefix (when po.complex_human_instruction), BOS, right padding to max_sequence_length (or n_chi +
+// max_sequence_length - 2 with CHI). Training and the pipeline share it so a model sees the same tokens in both.
+TokenizedBatch tokenize_prompts(const Tokenizer& tokenizer, const std::vector<std::string>& prompts,
+                                const PromptOptions& po);
+
+// The text encoder on `tokens` and SANA's token selection: {embeds (B, max_sequence_length, hidden), mask (B, L)}.
+// Differentiable (no inference guard), so training can run it with gradients.
+std::pair<torch::Tensor, torch::Tensor> embed_prompts(Gemma2ModelImpl& text_encoder, const TokenizedBatch& tokens,
+                                                      const PromptOptions& po, const torch::Device& device);
 
 // The diffusers CHI text (lines joined with "\n"; ends in "User Prompt: ").
 const std::string& complex_human_instruction();

@@ -57,6 +57,7 @@ struct Gemma2Config {
 
   static std::vector<std::string> default_layer_types(int num_layers);
   static Gemma2Config from_json(const nlohmann::json& j, const std::string& source);
+  nlohmann::json to_json() const;  // transformers Gemma2Config config.json, loadable by transformers
   static Gemma2Config load(const std::string& path);  // a config.json file or a folder holding one
   void validate(const std::string& source) const;     // throws naming the key
 

@@ -52,6 +52,7 @@ struct VaeConfig {
   int spatial_compression() const { return 1 << (static_cast<int>(encoder_block_out_channels.size()) - 1); }
 
   static VaeConfig from_json(const nlohmann::json& j, const std::string& source);
+  nlohmann::json to_json() const;  // diffusers AutoencoderDC config.json, loadable by diffusers
   static VaeConfig load(const std::string& path);  // a config.json file or a folder holding one
   void validate(const std::string& source) const;  // throws naming the key
 

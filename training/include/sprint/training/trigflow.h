@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "sprint/scm.h"
+#include "sprint/controlnet.h"
 #include "sprint/transformer.h"
 
 namespace sprint::training {
@@ -46,16 +47,24 @@ torch::Tensor cfg_velocity(const TrigModel& teacher_pair, const torch::Tensor& x
 torch::Tensor plain_velocity(const TrigModel& teacher, const torch::Tensor& x_t, const torch::Tensor& t,
                              double sigma_data = kSigmaData);
 
-// Text conditioning of one batch. enc (B, L, caption_channels); mask (B, L) 0/1 or undefined.
+// Conditioning of one batch: text enc (B, L, caption_channels); mask (B, L) 0/1 or undefined; and, for models with a
+// ControlNet, the encoded condition latent (B, C, h, w) (VAE latent x scaling_factor) and its scale.
 struct TextCondition {
   torch::Tensor enc, mask;
+  torch::Tensor control;  // undefined: no control
+  double control_scale = 1.0;
 };
 
 // A Sana flow teacher (no guidance embeds, no logvar) bound as the doubled-batch CFG pair: rows [0, B) use `uncond`,
 // rows [B, 2B) `cond`. The model is held by reference-counted handle; the dense timestep s is fed directly (spec §2.3).
-TrigModel sana_teacher_pair(SanaTransformer2DModel teacher, TextCondition cond, TextCondition uncond);
+// With a ControlNet `cn`, both halves get cond.control (guidance acts on the text only, as in Sana's ControlNet
+// pipeline).
+TrigModel sana_teacher_pair(SanaTransformer2DModel teacher, TextCondition cond, TextCondition uncond,
+                            SanaControlNetModel cn = nullptr);
 // The same teacher with one conditioning (discriminator features, no-CFG runs).
-TrigModel sana_teacher(SanaTransformer2DModel teacher, TextCondition cond);
+TrigModel sana_teacher(SanaTransformer2DModel teacher, TextCondition cond, SanaControlNetModel cn = nullptr);
+// The flow model itself (x_fm, s) -> v with the conditioning bound (sampling, evaluation).
+FlowModel sana_flow_model(SanaTransformer2DModel teacher, TextCondition cond, SanaControlNetModel cn = nullptr);
 
 // The Sprint student: a Sana transformer with guidance embeds plus the adaptive-weighting head `logvar`
 // (Linear(D -> 1) on the embedded timestep, which already includes the guidance embedding, spec §3.5).
@@ -64,12 +73,15 @@ struct SanaStudentImpl : torch::nn::Module {
   // embedder's last linear is zero-initialised when zero_init_guidance (spec §4.3) so the student starts at the
   // teacher.
   SanaStudentImpl(SanaTransformer2DModel transformer, bool zero_init_guidance = true);
+  // Adds a ControlNet (registered as "controlnet", trained with the student); text.control then feeds it.
+  void attach_controlnet(SanaControlNetModel cn);
 
   // x_scaled (B, C, H, W); t (B,) TrigFlow time; w (B,) CFG scale (multiplied by guidance_embeds_scale inside).
   TrigOutput forward(const torch::Tensor& x_scaled, const torch::Tensor& t, const TextCondition& text,
                      const torch::Tensor& w);
 
   SanaTransformer2DModel transformer{nullptr};
+  SanaControlNetModel controlnet{nullptr};
   torch::nn::Linear logvar{nullptr};
   double logvar_scale = 1.0;  // logvar_scale_factor of the reference
 };

@@ -1,0 +1,35 @@
+// A file written atomically: bytes go to a temporary file next to the target, which commit() fsyncs and renames
+// over the target (then fsyncs the folder, best effort). Until commit() the target is untouched; destroying an
+// uncommitted AtomicFile (an exception, a full disk) removes the temporary file. Every failure throws
+// sprint::Error naming the target file and the system error.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace sprint {
+
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path);  // creates the temporary file
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const void* data, size_t size, const std::string& what = "write");
+  void write(std::string_view text) { write(text.data(), text.size()); }
+  void commit();
+
+  const std::string& path() const { return path_; }
+
+ private:
+  [[noreturn]] void fail(const std::string& what, int err);
+  std::string path_, tmp_;
+  int fd_ = -1;
+};
+
+// Whole-file convenience: AtomicFile f(path); f.write(text); f.commit().
+void write_file_atomically(const std::string& path, std::string_view text);
+
+}  // namespace sprint

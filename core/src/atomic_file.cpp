@@ -1,0 +1,90 @@
+#include "sprint/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "sprint/error.h"
+
+namespace fs = std::filesystem;
+
+namespace sprint {
+
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  static std::atomic<uint64_t> counter{0};
+  tmp_ = str(path_, ".tmp-", ::getpid(), "-", counter++);
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd_ < 0) {
+    const int err = errno;
+    throw Error(str("cannot write '", path_, "': cannot create temporary file '", tmp_, "': ", std::strerror(err)));
+  }
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+  }
+}
+
+void AtomicFile::fail(const std::string& what, int err) {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+    fd_ = -1;
+  }
+  throw Error(str("cannot write '", path_, "': ", what, err ? str(": ", std::strerror(err)) : std::string()));
+}
+
+void AtomicFile::write(const void* data, size_t size, const std::string& what) {
+  if (fd_ < 0) throw Error(str("cannot write '", path_, "': the file was already committed or abandoned"));
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    // Linux writes at most ~2 GiB per call; ask for at most 1 GiB so the loop is the normal path.
+    ssize_t n = ::write(fd_, p, std::min<size_t>(size, size_t(1) << 30));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail(str(what, " failed"), errno);
+    }
+    if (n == 0) fail(str(what, " failed (no progress)"), 0);
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+void AtomicFile::commit() {
+  if (fd_ < 0) throw Error(str("cannot write '", path_, "': the file was already committed or abandoned"));
+  if (::fsync(fd_) != 0) fail("fsync failed", errno);
+  const int rc = ::close(fd_);
+  fd_ = -1;
+  if (rc != 0) {
+    const int err = errno;
+    ::unlink(tmp_.c_str());
+    throw Error(str("cannot write '", path_, "': close failed: ", std::strerror(err)));
+  }
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp_.c_str());
+    throw Error(str("cannot write '", path_, "': cannot rename '", tmp_, "' over it: ", std::strerror(err)));
+  }
+  // Make the rename durable. Best effort: the new file is in place already.
+  const std::string dir = fs::path(path_).parent_path().string();
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+void write_file_atomically(const std::string& path, std::string_view text) {
+  AtomicFile f(path);
+  f.write(text);
+  f.commit();
+}
+
+}  // namespace sprint

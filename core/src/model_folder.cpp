@@ -1,0 +1,168 @@
+#include "sprint/model_folder.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "sprint/atomic_file.h"
+#include "sprint/error.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace sprint {
+
+json VaeConfig::to_json() const {
+  const auto& c = *this;
+  return {{"_class_name", "AutoencoderDC"},
+          {"in_channels", c.in_channels},
+          {"latent_channels", c.latent_channels},
+          {"attention_head_dim", c.attention_head_dim},
+          {"encoder_block_types", c.encoder_block_types},
+          {"decoder_block_types", c.decoder_block_types},
+          {"encoder_block_out_channels", c.encoder_block_out_channels},
+          {"decoder_block_out_channels", c.decoder_block_out_channels},
+          {"encoder_layers_per_block", c.encoder_layers_per_block},
+          {"decoder_layers_per_block", c.decoder_layers_per_block},
+          {"encoder_qkv_multiscales", c.encoder_qkv_multiscales},
+          {"decoder_qkv_multiscales", c.decoder_qkv_multiscales},
+          {"upsample_block_type", c.upsample_block_type},
+          {"downsample_block_type", c.downsample_block_type},
+          {"decoder_norm_types", c.decoder_norm_types},
+          {"decoder_act_fns", c.decoder_act_fns},
+          {"encoder_out_shortcut", c.encoder_out_shortcut},
+          {"decoder_in_shortcut", c.decoder_in_shortcut},
+          {"decoder_conv_act_fn", c.decoder_conv_act_fn},
+          {"scaling_factor", c.scaling_factor}};
+}
+
+json Gemma2Config::to_json() const {
+  const auto& c = *this;
+  json j = {{"architectures", {"Gemma2Model"}},
+            {"model_type", "gemma2"},
+            {"dtype", "float32"},
+            {"vocab_size", c.vocab_size},
+            {"hidden_size", c.hidden_size},
+            {"intermediate_size", c.intermediate_size},
+            {"num_hidden_layers", c.num_hidden_layers},
+            {"num_attention_heads", c.num_attention_heads},
+            {"num_key_value_heads", c.num_key_value_heads},
+            {"head_dim", c.head_dim},
+            // transformers 5.x validates the type: an int (256), not 256.0.
+            {"query_pre_attn_scalar", c.query_pre_attn_scalar == std::floor(c.query_pre_attn_scalar)
+                                          ? json(static_cast<int64_t>(c.query_pre_attn_scalar))
+                                          : json(c.query_pre_attn_scalar)},
+            {"rms_norm_eps", c.rms_norm_eps},
+            {"rope_parameters", {{"rope_theta", c.rope_theta}, {"rope_type", "default"}}},
+            {"sliding_window", c.sliding_window ? json(*c.sliding_window) : json(nullptr)},
+            {"attn_logit_softcapping", c.attn_logit_softcapping ? json(*c.attn_logit_softcapping) : json(nullptr)},
+            {"final_logit_softcapping", 30.0},
+            {"hidden_activation", c.hidden_activation},
+            {"attention_bias", c.attention_bias},
+            {"attention_dropout", 0.0},
+            {"layer_types", c.layer_types},
+            {"pad_token_id", c.pad_token_id ? json(*c.pad_token_id) : json(nullptr)},
+            {"bos_token_id", c.bos_token_id ? json(*c.bos_token_id) : json(nullptr)},
+            {"eos_token_id", c.eos_token_ids.size() == 1 ? json(c.eos_token_ids[0]) : json(c.eos_token_ids)},
+            {"max_position_embeddings", 8192},
+            {"initializer_range", 0.02},
+            {"tie_word_embeddings", true},
+            {"use_cache", false}};
+  return j;
+}
+
+json PromptOptions::to_json() const {
+  return {{"complex_human_instruction", complex_human_instruction},
+          {"max_sequence_length", max_sequence_length},
+          {"lowercase", lowercase}};
+}
+
+safetensors::StateDict module_state_dict(const torch::nn::Module& module) {
+  safetensors::StateDict sd;
+  for (const auto& p : module.named_parameters(true)) sd[p.key()] = p.value().detach();
+  for (const auto& b : module.named_buffers(true)) sd[b.key()] = b.value().detach();
+  return sd;
+}
+
+void save_module(const torch::nn::Module& module, const std::string& file,
+                 const std::map<std::string, std::string>& metadata) {
+  fs::create_directories(fs::path(file).parent_path());
+  safetensors::save(file, module_state_dict(module), metadata);
+}
+
+void write_text_file(const std::string& file, const std::string& text) {
+  const auto parent = fs::path(file).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    SPRINT_CHECK(!ec, "cannot write '", file, "': cannot create folder '", parent.string(), "': ", ec.message());
+  }
+  write_file_atomically(file, text);
+}
+
+void write_json_file(const std::string& file, const json& j) { write_text_file(file, j.dump(2) + "\n"); }
+
+void write_model_folder(const std::string& dir, const ModelFolderParts& parts) {
+  SPRINT_CHECK(parts.transformer && parts.vae && parts.text_encoder, "write_model_folder('", dir,
+               "'): transformer, vae and text_encoder are required");
+  SPRINT_CHECK(!parts.tokenizer_model.empty() && fs::is_regular_file(parts.tokenizer_model), "write_model_folder('",
+               dir, "'): tokenizer model '", parts.tokenizer_model, "' is not a file");
+  const fs::path target = fs::path(dir).lexically_normal();
+  const fs::path tmp = target.string() + str(".tmp-", ::getpid());
+  const fs::path old = target.string() + str(".old-", ::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  try {
+    fs::create_directories(tmp);
+    write_json_file((tmp / "transformer" / "config.json").string(), parts.transformer->config.to_json());
+    save_module(*parts.transformer, (tmp / "transformer" / "diffusion_pytorch_model.safetensors").string());
+    json index = {{"_class_name", "SanaSprintPipeline"},
+                  {"scheduler", {"diffusers", "SCMScheduler"}},
+                  {"text_encoder", {"transformers", "Gemma2Model"}},
+                  {"tokenizer", {"transformers", "GemmaTokenizer"}},
+                  {"transformer", {"diffusers", "SanaTransformer2DModel"}},
+                  {"vae", {"diffusers", "AutoencoderDC"}}};
+    if (parts.controlnet) {
+      write_json_file((tmp / "controlnet" / "config.json").string(), parts.controlnet_config);
+      save_module(*parts.controlnet, (tmp / "controlnet" / "diffusion_pytorch_model.safetensors").string());
+    }
+    write_json_file((tmp / "vae" / "config.json").string(), parts.vae->config.to_json());
+    save_module(*parts.vae, (tmp / "vae" / "diffusion_pytorch_model.safetensors").string());
+    write_json_file((tmp / "text_encoder" / "config.json").string(), parts.text_encoder->config.to_json());
+    save_module(*parts.text_encoder, (tmp / "text_encoder" / "model.safetensors").string());
+    {
+      std::ifstream in(parts.tokenizer_model, std::ios::binary);
+      std::ostringstream bytes;
+      bytes << in.rdbuf();
+      SPRINT_CHECK(in.good() || in.eof(), "cannot read tokenizer model '", parts.tokenizer_model, "'");
+      write_text_file((tmp / "tokenizer" / "tokenizer.model").string(), bytes.str());
+    }
+    write_json_file((tmp / "scheduler" / "scheduler_config.json").string(),
+                    {{"_class_name", "SCMScheduler"}, {"num_train_timesteps", 1000}, {"prediction_type", "trigflow"},
+                     {"sigma_data", 0.5}});
+    if (parts.prompt_options) write_json_file((tmp / "sprint_pipeline.json").string(), parts.prompt_options->to_json());
+    for (const auto& [rel, text] : parts.extra_files) write_text_file((tmp / rel).string(), text);
+    write_json_file((tmp / "model_index.json").string(), index);
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  // Swap in: the old folder (if any) moves aside first, so `dir` is either the old or the new model at every
+  // moment except between the two renames.
+  const bool had_old = fs::exists(target);
+  if (had_old) {
+    fs::rename(target, old, ec);
+    SPRINT_CHECK(!ec, "cannot replace '", target.string(), "': ", ec.message());
+  }
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    if (had_old) fs::rename(old, target);
+    throw Error(str("cannot move the new model into '", target.string(), "': ", ec.message()));
+  }
+  if (had_old) fs::remove_all(old, ec);
+}
+
+}  // namespace sprint

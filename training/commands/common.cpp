@@ -1,0 +1,146 @@
+#include "common.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "sprint/error.h"
+#include "sprint/model_folder.h"
+#include "sprint/training/sampling.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace sprint::training::cli {
+
+const std::vector<std::string> kCommonFlags = {"out", "steps", "batch", "seed", "threads", "data.dir", "data.limit",
+                                               "log_every", "ckpt_every", "sample_every", "optim.lr"};
+
+CommonSettings read_common(ConfigFile& cfg) {
+  CommonSettings s;
+  s.out = cfg.require<std::string>("out");
+  s.steps = cfg.get_range("steps", s.steps, 1, int64_t{1} << 40);
+  s.batch = cfg.get_range("batch", s.batch, 1, 65536);
+  s.seed = cfg.get_range("seed", s.seed, 0, int64_t{1} << 62);
+  s.threads = cfg.get_range("threads", s.threads, 0, 1024);
+  s.log_every = cfg.get_range("log_every", s.log_every, 1, int64_t{1} << 40);
+  s.ckpt_every = cfg.get_range("ckpt_every", s.ckpt_every, 1, int64_t{1} << 40);
+  s.sample_every = cfg.get_range("sample_every", s.sample_every, 1, int64_t{1} << 40);
+  s.keep_checkpoints = cfg.get_range("keep_checkpoints", s.keep_checkpoints, 1, 1000);
+  s.lr = cfg.get_range("optim.lr", s.lr, 0.0, 1.0);
+  s.weight_decay = cfg.get_range("optim.weight_decay", s.weight_decay, 0.0, 1.0);
+  s.beta1 = cfg.get_range("optim.beta1", s.beta1, 0.0, 0.99999);
+  s.beta2 = cfg.get_range("optim.beta2", s.beta2, 0.0, 0.99999999);
+  s.warmup_steps = cfg.get_range("optim.warmup_steps", s.warmup_steps, 0, int64_t{1} << 40);
+  s.grad_clip = cfg.get_range("grad_clip", s.grad_clip, 0.0, 1e9);
+  s.ema_decay = cfg.get_range("ema.decay", s.ema_decay, 0.0, 0.999999);
+  s.data_dir = cfg.require<std::string>("data.dir");
+  s.data_limit = cfg.get_range("data.limit", s.data_limit, 0, int64_t{1} << 40);
+  s.resolution = cfg.get_range("resolution", s.resolution, 8, 4096);
+  SPRINT_CHECK(s.resolution % 8 == 0, cfg.source(), ": 'resolution' = ", s.resolution, " must be a multiple of 8");
+  s.aug.enabled = cfg.get<bool>("augment.enabled", s.aug.enabled);
+  s.aug.flip = cfg.get<bool>("augment.flip", s.aug.flip);
+  s.aug.max_shift = cfg.get_range("augment.max_shift", s.aug.max_shift, 0.0, 0.5);
+  s.aug.min_scale = cfg.get_range("augment.min_scale", s.aug.min_scale, 0.25, 4.0);
+  s.aug.max_scale = cfg.get_range("augment.max_scale", s.aug.max_scale, s.aug.min_scale, 4.0);
+  s.aug.caption_dropout = cfg.get_range("augment.caption_dropout", s.aug.caption_dropout, 0.0, 1.0);
+  s.aug.caption_variants = cfg.get<bool>("augment.caption_variants", s.aug.caption_variants);
+  s.edges.canvas = static_cast<int>(cfg.get_range("edges.canvas", int64_t{s.edges.canvas}, 16, 8192));
+  s.edges.pen_width = static_cast<int>(cfg.get_range("edges.pen_width", int64_t{s.edges.pen_width}, 1, 64));
+  s.edges.thickness = static_cast<int>(cfg.get_range("edges.thickness", int64_t{s.edges.thickness}, 0, 24));
+  return s;
+}
+
+int setup_threads(int64_t threads) {
+  int n = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+  return n;
+}
+
+std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<torch::Tensor>& params, const CommonSettings& s,
+                                                double lr_override) {
+  torch::optim::AdamWOptions o(lr_override > 0 ? lr_override : s.lr);
+  o.betas({s.beta1, s.beta2}).weight_decay(s.weight_decay).eps(1e-8);
+  return std::make_unique<torch::optim::AdamW>(params, o);
+}
+
+void set_lr(torch::optim::Optimizer& opt, double lr, int64_t step, int64_t warmup) {
+  const double f = warmup > 0 ? std::min(1.0, static_cast<double>(step + 1) / warmup) : 1.0;
+  for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr * f);
+}
+
+std::vector<torch::Tensor> trainable(const torch::nn::Module& m) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : m.parameters(true))
+    if (p.requires_grad()) out.push_back(p);
+  return out;
+}
+
+int64_t count_params(const torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters(true)) n += p.numel();
+  return n;
+}
+
+void init_parameters(torch::nn::Module& m, uint64_t seed, double norm_weight) {
+  torch::NoGradGuard ng;
+  auto gen = make_generator(seed);
+  for (auto& p : m.named_parameters(true)) {
+    auto t = p.value();
+    const std::string& k = p.key();
+    const bool is_weight = k.size() >= 6 && k.compare(k.size() - 6, 6, "weight") == 0;
+    if (t.dim() >= 2) {
+      const double fan_in = static_cast<double>(t.numel() / t.size(0));
+      const double fan_out = static_cast<double>(t.size(0)) * (t.dim() > 2 ? static_cast<double>(t[0][0].numel()) : 1.0);
+      const double bound = std::sqrt(6.0 / (fan_in + fan_out));
+      t.copy_(torch::rand(t.sizes(), gen, torch::kFloat32).mul(2 * bound).sub(bound));
+    } else if (is_weight && k.find("norm") != std::string::npos) {
+      t.fill_(norm_weight);
+    } else if (k.find("scale_shift_table") != std::string::npos) {
+      t.copy_(torch::randn(t.sizes(), gen, torch::kFloat32).div(std::sqrt(static_cast<double>(t.size(-1)))));
+    } else {
+      t.zero_();
+    }
+    t.set_requires_grad(true);
+  }
+}
+
+void record_config(RunFolder& run, const ConfigFile& cfg, bool resume) {
+  const std::string file = run.path("config.json");
+  if (resume && fs::exists(file)) {
+    std::ifstream in(file);
+    json before = json::parse(in, nullptr, false);
+    if (!before.is_discarded() && before != cfg.resolved())
+      std::cerr << "note: the configuration differs from the one the run started with (" << file
+                << "); continuing with the new values\n";
+  }
+  write_json_file(file, cfg.resolved());
+}
+
+void run_loop(RunFolder& run, CheckpointContents& state, const CommonSettings& s, int64_t start, LoopHooks& hooks) {
+  Progress progress(start, s.steps, s.log_every);
+  for (int64_t step = start; step < s.steps; ++step) {
+    auto terms = hooks.step(step);
+    check_finite(step, terms);
+    const int64_t done = step + 1;
+    if (done % s.log_every == 0 || done == s.steps) run.log_metrics(done, terms);
+    std::map<std::string, double> shown;
+    for (const auto& k : hooks.plot_terms)
+      if (terms.count(k)) shown[k] = terms[k];
+    progress.update(done, shown);
+    const bool last = done == s.steps;
+    if (hooks.samples && (done % s.sample_every == 0 || last))
+      hooks.samples(done, run.path(str("samples/step-", std::string(7 - std::min<size_t>(7, std::to_string(done).size()), '0'),
+                                       done, ".png")));
+    if (done % s.ckpt_every == 0 || last) {
+      run.save_checkpoint(done, state, static_cast<int>(s.keep_checkpoints));
+      run.plot_losses(hooks.plot_terms);
+    }
+  }
+  progress.finish();
+}
+
+}  // namespace sprint::training::cli

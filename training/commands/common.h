@@ -1,0 +1,69 @@
+// Shared plumbing of the sprint-train commands (internal to the tool).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sprint/training/config_file.h"
+#include "sprint/training/data.h"
+#include "sprint/training/run.h"
+
+namespace sprint::training::cli {
+
+// Keys every command reads, with their command-line flags (--out, --steps, ...).
+extern const std::vector<std::string> kCommonFlags;
+
+struct CommonSettings {
+  std::string out;
+  int64_t steps = 1000, batch = 16, seed = 0, threads = 0;
+  int64_t log_every = 10, ckpt_every = 200, sample_every = 500, keep_checkpoints = 3;
+  double lr = 1e-4, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, grad_clip = 1.0, ema_decay = 0.0;
+  int64_t warmup_steps = 0;
+  std::string data_dir;
+  int64_t data_limit = 0;
+  int64_t resolution = 64;
+  AugmentOptions aug;
+  PictureEdgeOptions edges;
+  bool smoke = false;  // CI smoke mode: tiny model, few steps (set by the command's --smoke handling)
+};
+
+// Reads the common keys ("out", "steps", "batch", "seed", "threads", "log_every", "ckpt_every", "sample_every",
+// "optim.*", "grad_clip", "ema.decay", "data.*", "resolution", "augment.*", "edges.*").
+CommonSettings read_common(ConfigFile& cfg);
+
+// Sets LibTorch's intra-op threads (threads <= 0: all cores) and returns the count.
+int setup_threads(int64_t threads);
+
+// AdamW over params with the common settings.
+std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<torch::Tensor>& params, const CommonSettings& s,
+                                                double lr_override = 0);
+// Linear warm-up of the learning rate: lr * min(1, (step + 1) / warmup).
+void set_lr(torch::optim::Optimizer& opt, double lr, int64_t step, int64_t warmup);
+
+// All parameters of a module that require grad.
+std::vector<torch::Tensor> trainable(const torch::nn::Module& m);
+int64_t count_params(const torch::nn::Module& m);
+
+// Re-initialises a module's parameters for training from scratch, seeded: matrices xavier-uniform, biases 0,
+// norm weights `norm_weight` (1 for diffusers RMSNorm, 0 for Gemma's offset form); then requires_grad(true).
+void init_parameters(torch::nn::Module& m, uint64_t seed, double norm_weight);
+
+// The main loop every command runs: resume, per-step callback, logging, checkpoints, samples, NaN stop.
+struct LoopHooks {
+  // One optimisation step; returns the logged terms (must include "loss").
+  std::function<std::map<std::string, double>(int64_t step)> step;
+  std::function<void(int64_t step, const std::string& file)> samples;  // may be empty
+  std::vector<std::string> plot_terms{"loss"};
+};
+// Runs steps [start, s.steps). Checkpoints every ckpt_every steps and at the end.
+void run_loop(RunFolder& run, CheckpointContents& state, const CommonSettings& s, int64_t start, LoopHooks& hooks);
+
+// Writes the effective config to out/config.json (not over an existing one when resuming, where it must match).
+void record_config(RunFolder& run, const ConfigFile& cfg, bool resume);
+
+}  // namespace sprint::training::cli

@@ -1,0 +1,56 @@
+// sprint-train conditions: writes the condition map of every dataset picture (the third part of the
+// (picture, caption, condition) triples) to <data.dir>/conditions/<id>.png, made by picture_to_scribble exactly as
+// training makes them on the fly (without augmentation), and a preview grid <data.dir>/conditions_preview.png
+// (pictures over their maps). Training does not read these files: it recomputes the maps after augmentation.
+#include <opencv2/imgcodecs.hpp>
+
+#include <filesystem>
+#include <iostream>
+
+#include "commands.h"
+#include "common.h"
+#include "sprint/atomic_file.h"
+#include "sprint/error.h"
+#include "sprint/scribble.h"
+
+namespace fs = std::filesystem;
+
+namespace sprint::training::cli {
+
+int run_conditions(const CommandLine& cl) {
+  auto cfg = ConfigFile::load(cl.config_file, cl.overrides);
+  const std::string dir = cfg.require<std::string>("data.dir");
+  const int64_t limit = cfg.get_range("data.limit", int64_t{0}, 0, int64_t{1} << 40);
+  const int64_t preview = cfg.get_range("preview", int64_t{16}, 0, 256);
+  PictureEdgeOptions edges;
+  edges.canvas = static_cast<int>(cfg.get_range("edges.canvas", int64_t{edges.canvas}, 16, 8192));
+  edges.pen_width = static_cast<int>(cfg.get_range("edges.pen_width", int64_t{edges.pen_width}, 1, 64));
+  edges.thickness = static_cast<int>(cfg.get_range("edges.thickness", int64_t{edges.thickness}, 0, 24));
+  const int64_t side = cfg.get_range("resolution", int64_t{128}, 8, 4096);
+  // Keys of the training configs that do not matter here are accepted, so the same config file can be passed.
+  for (const char* k : {"out", "steps", "batch", "seed", "threads", "log_every", "ckpt_every", "sample_every"})
+    if (cfg.has(k)) cfg.get<nlohmann::json>(k, {});
+  cfg.finish();
+  auto data = ImageCaptionDataset::load(dir, "all", limit);
+  fs::create_directories(fs::path(dir) / "conditions");
+  std::vector<torch::Tensor> pics, maps;
+  for (int64_t i = 0; i < data.size(); ++i) {
+    const auto& it = data.item(i);
+    auto map = picture_to_scribble(it.image, edges);
+    cv::Mat m(static_cast<int>(map.size(0)), static_cast<int>(map.size(1)), CV_8U, map.data_ptr<uint8_t>());
+    std::vector<uchar> png;
+    cv::imencode(".png", m, png);
+    write_file_atomically((fs::path(dir) / "conditions" / (it.id + ".png")).string(), std::string(png.begin(), png.end()));
+    if (i < preview) {
+      pics.push_back(picture_to_tensor(it.image, side));
+      maps.push_back(scribble_to_condition(map, side, side));
+    }
+  }
+  if (!pics.empty())
+    save_image_grid((fs::path(dir) / "conditions_preview.png").string(), torch::cat({torch::cat(pics), torch::cat(maps)}),
+                    static_cast<int64_t>(pics.size()), 1);
+  std::cerr << "conditions: wrote " << data.size() << " maps to " << (fs::path(dir) / "conditions").string() << "\n";
+  return 0;
+}
+
+}  // namespace sprint::training::cli

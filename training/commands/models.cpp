@@ -1,0 +1,60 @@
+#include "models.h"
+
+#include <filesystem>
+
+#include "sprint/error.h"
+#include "sprint/training/sampling.h"
+
+namespace fs = std::filesystem;
+
+namespace sprint::training::cli {
+
+TextCondition TextStack::embed(const std::vector<std::string>& captions) const {
+  auto tokens = tokenize_prompts(tokenizer, captions, prompt);
+  auto [enc, mask] = embed_prompts(*encoder.ptr(), tokens, prompt, torch::kCPU);
+  TextCondition c;
+  c.enc = enc;
+  c.mask = mask;
+  return c;
+}
+
+void freeze(torch::nn::Module& m) {
+  m.eval();
+  for (auto& p : m.parameters(true)) p.set_requires_grad(false);
+}
+
+AutoencoderDC load_frozen_vae(const std::string& dir) {
+  auto vae = load_vae(dir);
+  freeze(*vae);
+  return vae;
+}
+
+TextStack load_text_stack(const std::string& model_dir, bool frozen) {
+  TextStack t;
+  t.tokenizer = Tokenizer::load((fs::path(model_dir) / "tokenizer").string());
+  t.encoder = load_text_encoder((fs::path(model_dir) / "text_encoder").string());
+  t.prompt = PromptOptions::load(model_dir);
+  if (frozen) {
+    freeze(*t.encoder);
+  } else {
+    for (auto& p : t.encoder->parameters(true)) p.set_requires_grad(true);
+  }
+  return t;
+}
+
+torch::Tensor encode_latents(AutoencoderDCImpl& vae, const torch::Tensor& images) {
+  torch::NoGradGuard ng;
+  return vae.encode(images) * vae.config.scaling_factor;
+}
+
+torch::Tensor decode_latents(AutoencoderDCImpl& vae, const torch::Tensor& latents) {
+  torch::NoGradGuard ng;
+  return vae.decode(latents / vae.config.scaling_factor).clamp(-1, 1);
+}
+
+torch::Tensor grid_noise(int64_t n, int64_t channels, int64_t side, uint64_t seed) {
+  auto gen = make_generator(seed);
+  return randn(gen, {n, channels, side, side});
+}
+
+}  // namespace sprint::training::cli

@@ -1,0 +1,178 @@
+#include "sprint/training/data.h"
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "sprint/error.h"
+#include "sprint/scribble.h"
+#include "sprint/training/sampling.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace sprint::training {
+namespace {
+
+torch::Tensor read_picture(const fs::path& file) {
+  cv::Mat bgr = cv::imread(file.string(), cv::IMREAD_COLOR);
+  SPRINT_CHECK(!bgr.empty(), "cannot read image '", file.string(), "' (missing, or not a PNG/JPEG OpenCV can decode)");
+  SPRINT_CHECK(bgr.rows == bgr.cols && bgr.rows >= 16, "image '", file.string(), "' is ", bgr.cols, "x", bgr.rows,
+               ": the dataset builder writes square pictures of at least 16 px");
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  auto t = torch::empty({rgb.rows, rgb.cols, 3}, torch::kUInt8);
+  std::memcpy(t.data_ptr<uint8_t>(), rgb.data, static_cast<size_t>(rgb.rows) * rgb.cols * 3);
+  return t;
+}
+
+cv::Mat as_mat(const torch::Tensor& t) {
+  return cv::Mat(static_cast<int>(t.size(0)), static_cast<int>(t.size(1)), CV_8UC3, t.data_ptr<uint8_t>());
+}
+
+bool names_a_side(const std::string& caption) {
+  for (const char* w : {"left", "right", "clockwise", "leftwards", "rightwards"})
+    if (caption.find(w) != std::string::npos) return true;
+  return false;
+}
+
+double uniform(at::Generator& gen, double lo, double hi) {
+  return lo + (hi - lo) * torch::rand({1}, gen, torch::kFloat64).item<double>();
+}
+
+}  // namespace
+
+ImageCaptionDataset ImageCaptionDataset::load(const std::string& dir, const std::string& split, int64_t limit) {
+  SPRINT_CHECK(split == "train" || split == "heldout" || split == "all", "dataset split '", split,
+               "' must be train, heldout or all");
+  const fs::path manifest = fs::path(dir) / "manifest.jsonl";
+  SPRINT_CHECK(fs::is_directory(dir), "dataset folder '", dir, "' does not exist (build it with "
+               "training/data/build_emoji_dataset.py --out ", dir, ")");
+  std::ifstream in(manifest);
+  SPRINT_CHECK(in, "dataset '", dir, "' has no manifest.jsonl");
+  ImageCaptionDataset ds;
+  ds.dir_ = dir;
+  std::string line;
+  int64_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.empty()) continue;
+    const std::string where = str(manifest.string(), ":", lineno);
+    json j;
+    try {
+      j = json::parse(line);
+    } catch (const json::exception& e) {
+      throw Error(str(where, ": not valid JSON: ", e.what()));
+    }
+    SPRINT_CHECK(j.is_object() && j.contains("id") && j.contains("file") && j.contains("split") &&
+                     (j.contains("captions") || j.contains("caption")),
+                 where, ": a manifest line needs id, file, split and caption(s)");
+    if (split != "all" && j["split"] != split) continue;
+    DataItem it;
+    it.id = j["id"].get<std::string>();
+    if (j.contains("captions") && j["captions"].is_array())
+      for (const auto& c : j["captions"]) it.captions.push_back(c.get<std::string>());
+    if (it.captions.empty()) it.captions.push_back(j["caption"].get<std::string>());
+    it.image = with_context(where, [&] { return read_picture(fs::path(dir) / j["file"].get<std::string>()); });
+    ds.items_.push_back(std::move(it));
+    if (limit > 0 && ds.size() >= limit) break;
+  }
+  SPRINT_CHECK(!ds.items_.empty(), "dataset '", dir, "' has no items in split '", split, "'");
+  const auto side = ds.items_.front().image.size(0);
+  for (const auto& it : ds.items_)
+    SPRINT_CHECK(it.image.size(0) == side, "dataset '", dir, "': image of '", it.id, "' is ", it.image.size(0),
+                 " px but the first is ", side, " px");
+  return ds;
+}
+
+std::vector<std::string> ImageCaptionDataset::all_captions() const {
+  std::vector<std::string> out;
+  for (const auto& it : items_) out.insert(out.end(), it.captions.begin(), it.captions.end());
+  return out;
+}
+
+std::vector<int64_t> batch_indices(int64_t n, int64_t batch, int64_t step, uint64_t seed) {
+  SPRINT_CHECK(n > 0 && batch > 0, "batch_indices: empty dataset or batch");
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(batch));
+  int64_t pos = step * batch;
+  int64_t epoch = -1;
+  torch::Tensor perm;
+  while (static_cast<int64_t>(out.size()) < batch) {
+    const int64_t e = pos / n;
+    if (e != epoch) {
+      auto gen = make_generator(seed * 1000003ULL + static_cast<uint64_t>(e));
+      perm = torch::randperm(n, gen, torch::kInt64);
+      epoch = e;
+    }
+    out.push_back(perm[pos % n].item<int64_t>());
+    ++pos;
+  }
+  return out;
+}
+
+torch::Tensor picture_to_tensor(const torch::Tensor& picture, int64_t resolution) {
+  cv::Mat src = as_mat(picture.contiguous()), dst;
+  cv::resize(src, dst, cv::Size(static_cast<int>(resolution), static_cast<int>(resolution)), 0, 0,
+             resolution < src.rows ? cv::INTER_AREA : cv::INTER_CUBIC);
+  auto t = torch::from_blob(dst.data, {resolution, resolution, 3}, torch::kUInt8).clone();
+  return t.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32).div(127.5).sub(1.0);
+}
+
+namespace {
+
+Batch assemble(const ImageCaptionDataset& data, const std::vector<int64_t>& indices, int64_t resolution,
+               bool conditions, const PictureEdgeOptions& edges, at::Generator* gen, const AugmentOptions* aug) {
+  SPRINT_CHECK(resolution >= 8, "resolution = ", resolution, " is too small");
+  Batch b;
+  b.indices = indices;
+  std::vector<torch::Tensor> imgs, conds;
+  for (int64_t idx : indices) {
+    const auto& item = data.item(idx);
+    torch::Tensor pic = item.image;
+    std::string caption = item.captions.front();
+    if (gen && aug && aug->enabled) {
+      if (aug->caption_variants && item.captions.size() > 1)
+        caption = item.captions[static_cast<size_t>(
+            torch::randint(static_cast<int64_t>(item.captions.size()), {1}, *gen).item<int64_t>())];
+      const bool flip = aug->flip && !names_a_side(item.captions.front()) && uniform(*gen, 0, 1) < 0.5;
+      const double s = uniform(*gen, aug->min_scale, aug->max_scale);
+      const double side = static_cast<double>(pic.size(0));
+      const double dx = uniform(*gen, -aug->max_shift, aug->max_shift) * side;
+      const double dy = uniform(*gen, -aug->max_shift, aug->max_shift) * side;
+      // x' = c + s * f (x - c) + d, f = -1 for a flip.
+      const double c = (side - 1) / 2, fx = flip ? -s : s;
+      cv::Mat m = (cv::Mat_<double>(2, 3) << fx, 0, c - fx * c + dx, 0, s, c - s * c + dy);
+      cv::Mat src = as_mat(pic.contiguous()), dst;
+      cv::warpAffine(src, dst, m, src.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(255, 255, 255));
+      pic = torch::from_blob(dst.data, {dst.rows, dst.cols, 3}, torch::kUInt8).clone();
+      if (aug->caption_dropout > 0 && uniform(*gen, 0, 1) < aug->caption_dropout) caption.clear();
+    }
+    imgs.push_back(picture_to_tensor(pic, resolution));
+    if (conditions) conds.push_back(scribble_to_condition(picture_to_scribble(pic, edges), resolution, resolution));
+    b.captions.push_back(caption);
+  }
+  b.images = torch::cat(imgs, 0);
+  if (conditions) b.conditions = torch::cat(conds, 0);
+  return b;
+}
+
+}  // namespace
+
+Batch make_batch(const ImageCaptionDataset& data, const std::vector<int64_t>& indices, int64_t resolution,
+                 at::Generator& gen, const AugmentOptions& aug, bool conditions, const PictureEdgeOptions& edges) {
+  return assemble(data, indices, resolution, conditions, edges, &gen, &aug);
+}
+
+Batch make_eval_batch(const ImageCaptionDataset& data, const std::vector<int64_t>& indices, int64_t resolution,
+                      bool conditions, const PictureEdgeOptions& edges) {
+  return assemble(data, indices, resolution, conditions, edges, nullptr, nullptr);
+}
+
+}  // namespace sprint::training
