@@ -1,0 +1,254 @@
+// sprint-train end to end, as a user runs it: bit-identical --resume, kill -9 and resume, bad input, and the smoke
+// mode of the bundled model's recipe (every stage of training/configs/emoji for a few steps on a small slice of the
+// real emoji dataset), whose student folder must load in the app's pipeline.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "sprint/control_pipeline.h"
+#include "sprint/image_io.h"
+#include "sprint/safetensors.h"
+#include "sprint/scribble.h"
+#include "test_paths.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using sprint::test::temp_dir;
+
+namespace {
+
+const std::string kTrain = std::string(SPRINT_BINARY_DIR) + "/bin/sprint-train";
+
+pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = std::freopen(log.c_str(), "w", stderr);
+    (void)f;
+    if (!std::freopen(log.c_str(), "a", stdout)) _exit(126);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct Run {
+  int code;
+  std::string log;
+};
+
+Run train(std::vector<std::string> args, const std::string& log) {
+  args.insert(args.begin(), kTrain);
+  int code = wait_exit(spawn(args, log));
+  return {code, slurp(log)};
+}
+
+// A tiny dataset of coloured discs (the last item held out).
+std::string disc_dataset(const std::string& tag, int n = 6) {
+  auto dir = temp_dir(tag);
+  fs::create_directories(fs::path(dir) / "images");
+  std::ofstream m(fs::path(dir) / "manifest.jsonl");
+  for (int i = 0; i < n; ++i) {
+    auto img = torch::full({32, 32, 3}, 255, torch::kUInt8);
+    img.narrow(0, 6 + i, 14).narrow(1, 8, 12).select(2, i % 3).fill_(30 * i);
+    const std::string id = "d" + std::to_string(i);
+    sprint::write_png((fs::path(dir) / "images" / (id + ".png")).string(), img);
+    m << "{\"id\": \"" << id << "\", \"file\": \"images/" << id << ".png\", \"captions\": [\"shape " << i
+      << "\"], \"split\": \"" << (i == n - 1 ? "heldout" : "train") << "\"}\n";
+  }
+  return dir;
+}
+
+// A tiny autoencoder run config (16 px, f2c4), fast enough for dozens of steps per second.
+std::string tiny_ae_config(const std::string& dir, const std::string& data) {
+  const std::string file = dir + "/ae.json";
+  std::ofstream(file) << R"({"data": {"dir": ")" << data << R"("}, "resolution": 16, "batch": 4, "seed": 3,
+    "log_every": 1, "optim": {"lr": 3e-3}, "grad_clip": 1.0, "threads": 1,
+    "model": {"in_channels": 3, "latent_channels": 4, "attention_head_dim": 4,
+      "encoder_block_types": ["ResBlock", "ResBlock"], "decoder_block_types": ["ResBlock", "ResBlock"],
+      "encoder_block_out_channels": [8, 16], "decoder_block_out_channels": [8, 16],
+      "encoder_layers_per_block": [1, 1], "decoder_layers_per_block": [1, 1],
+      "encoder_qkv_multiscales": [[], []], "decoder_qkv_multiscales": [[], []],
+      "downsample_block_type": "Conv", "upsample_block_type": "interpolate",
+      "decoder_norm_types": "rms_norm", "decoder_act_fns": "silu"}})";
+  return file;
+}
+
+std::vector<std::string> losses(const std::string& run_dir) {
+  std::vector<std::string> out;
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    out.push_back(std::to_string(j["step"].get<int64_t>()) + ":" + j["loss"].dump());
+  }
+  return out;
+}
+
+void expect_same_weights(const std::string& a_run, const std::string& b_run) {
+  auto latest = [](const std::string& r) {
+    std::string n;
+    std::ifstream(r + "/checkpoints/latest") >> n;
+    return sprint::safetensors::load_all(r + "/checkpoints/" + n + "/modules.safetensors");
+  };
+  auto a = latest(a_run), b = latest(b_run);
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, v] : a) {
+    ASSERT_TRUE(b.count(k)) << k;
+    EXPECT_TRUE(torch::equal(v, b.at(k))) << k << " differs";
+  }
+}
+
+}  // namespace
+
+TEST(TrainingCli, ResumeContinuesBitIdentically) {
+  auto dir = temp_dir("cli_resume");
+  auto data = disc_dataset("cli_resume_data");
+  auto cfg = tiny_ae_config(dir, data);
+  auto a = train({"autoencoder", "--config", cfg, "--out", dir + "/a", "--steps", "12", "--ckpt-every", "4"}, dir + "/a.log");
+  ASSERT_EQ(a.code, 0) << a.log;
+  auto b1 = train({"autoencoder", "--config", cfg, "--out", dir + "/b", "--steps", "6", "--ckpt-every", "4"}, dir + "/b1.log");
+  ASSERT_EQ(b1.code, 0) << b1.log;
+  auto b2 = train({"autoencoder", "--config", cfg, "--out", dir + "/b", "--steps", "12", "--ckpt-every", "4", "--resume"},
+                  dir + "/b2.log");
+  ASSERT_EQ(b2.code, 0) << b2.log;
+  EXPECT_NE(b2.log.find("steps 6 -> 12"), std::string::npos) << b2.log;
+  // Every logged loss (printed with full precision) and every final tensor agree exactly: on the CPU with the same
+  // thread count, a resumed run is the same computation.
+  EXPECT_EQ(losses(dir + "/a"), losses(dir + "/b"));
+  expect_same_weights(dir + "/a", dir + "/b");
+}
+
+TEST(TrainingCli, KillNineThenResumeMatchesAnUninterruptedRun) {
+  auto dir = temp_dir("cli_kill");
+  auto data = disc_dataset("cli_kill_data");
+  auto cfg = tiny_ae_config(dir, data);
+  const std::vector<std::string> common = {"autoencoder", "--config", cfg, "--steps", "60", "--ckpt-every", "5"};
+  auto ref_args = common;
+  ref_args.insert(ref_args.end(), {"--out", dir + "/ref"});
+  ASSERT_EQ(train(ref_args, dir + "/ref.log").code, 0);
+
+  std::vector<std::string> args{kTrain};
+  args.insert(args.end(), common.begin(), common.end());
+  args.insert(args.end(), {"--out", dir + "/k"});
+  pid_t pid = spawn(args, dir + "/k1.log");
+  // Kill it once its second checkpoint is written, i.e. mid-run.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string n;
+    std::ifstream(dir + "/k/checkpoints/latest") >> n;
+    if (n >= "step-0000010") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  kill(pid, SIGKILL);
+  EXPECT_EQ(wait_exit(pid), 128 + SIGKILL) << "the run finished before it could be killed";
+  auto r = train({"autoencoder", "--config", cfg, "--steps", "60", "--ckpt-every", "5", "--out", dir + "/k", "--resume"},
+                 dir + "/k2.log");
+  ASSERT_EQ(r.code, 0) << r.log;
+  EXPECT_EQ(losses(dir + "/ref"), losses(dir + "/k"));
+  expect_same_weights(dir + "/ref", dir + "/k");
+}
+
+TEST(TrainingCli, BadInputGetsAClearMessageAndANonZeroExit) {
+  auto dir = temp_dir("cli_bad");
+  auto data = disc_dataset("cli_bad_data");
+  auto cfg = tiny_ae_config(dir, data);
+  auto typo = train({"autoencoder", "--config", cfg, "--out", dir + "/t", "--set", "optim.lrr=1"}, dir + "/t.log");
+  EXPECT_EQ(typo.code, 1);
+  EXPECT_NE(typo.log.find("unknown key 'optim.lrr' (did you mean 'optim.lr'?)"), std::string::npos) << typo.log;
+  auto range = train({"autoencoder", "--config", cfg, "--out", dir + "/r", "--batch", "0"}, dir + "/r.log");
+  EXPECT_EQ(range.code, 1);
+  EXPECT_NE(range.log.find("'batch' = 0 must be in"), std::string::npos) << range.log;
+  auto nodata = train({"autoencoder", "--config", cfg, "--out", dir + "/n", "--data-dir", dir + "/nowhere"}, dir + "/n.log");
+  EXPECT_EQ(nodata.code, 1);
+  EXPECT_NE(nodata.log.find("does not exist"), std::string::npos) << nodata.log;
+  auto cmd = train({"autoencodr"}, dir + "/c.log");
+  EXPECT_EQ(cmd.code, 2);
+  EXPECT_NE(cmd.log.find("unknown command 'autoencodr'"), std::string::npos) << cmd.log;
+  // A checkpoint whose weights went bad: the resumed run stops at its first step, naming the step and the terms.
+  ASSERT_EQ(train({"autoencoder", "--config", cfg, "--out", dir + "/nan", "--steps", "4", "--ckpt-every", "4"},
+                  dir + "/nan1.log").code, 0);
+  const std::string ck = dir + "/nan/checkpoints/step-0000004/modules.safetensors";
+  auto sd = sprint::safetensors::load_all(ck);
+  bool poisoned = false;
+  for (auto& [k, v] : sd)
+    if (!poisoned && k.rfind("vae/encoder.conv_in.weight", 0) == 0) v.fill_(NAN), poisoned = true;
+  ASSERT_TRUE(poisoned);
+  sprint::safetensors::save(ck, sd);
+  auto nan = train({"autoencoder", "--config", cfg, "--out", dir + "/nan", "--steps", "8", "--resume"}, dir + "/nan2.log");
+  EXPECT_EQ(nan.code, 3) << nan.log;
+  EXPECT_NE(nan.log.find("step 5: a loss term or gradient norm is not finite"), std::string::npos) << nan.log;
+  EXPECT_NE(nan.log.find("the last checkpoint is intact"), std::string::npos) << nan.log;
+}
+
+// The bundled model's recipe in smoke mode: the real configs (training/configs/emoji), the real dataset builder on
+// a slice of the emoji font, 2-3 steps per stage. Skips when the dataset builder cannot run here.
+TEST(TrainingCli, SmokeOfTheBundledModelRecipeLoadsInThePipeline) {
+  const std::string py = SPRINT_PYTHON_EXE;
+  if (py.empty() || !fs::exists(py)) GTEST_SKIP() << "no pinned Python (SPRINT_PYTHON) to build the dataset";
+  if (!fs::exists("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"))
+    GTEST_SKIP() << "fonts-noto-color-emoji is not installed (./bootstrap.sh deps installs it)";
+  auto dir = temp_dir("cli_smoke");
+  const std::string src = SPRINT_SOURCE_DIR;
+  const std::string data = dir + "/data";
+  ASSERT_EQ(std::system((py + " " + src + "/training/data/build_emoji_dataset.py --out " + data +
+                         " --limit 40 --heldout-fraction 0.2 > " + dir + "/data.log 2>&1").c_str()), 0)
+      << slurp(dir + "/data.log");
+  ASSERT_EQ(std::system((py + " " + src + "/training/data/train_tokenizer.py --captions " + data + "/captions.txt --out " +
+                         dir + "/tok --vocab-size 320 > " + dir + "/tok.log 2>&1").c_str()), 0)
+      << slurp(dir + "/tok.log");
+  const std::string cfgs = src + "/training/configs/emoji/";
+  const std::vector<std::string> quick = {"--data-dir", data, "--threads", "2", "--steps", "2", "--batch", "8",
+                                          "--ckpt-every", "1", "--sample-every", "2"};
+  auto stage = [&](const std::string& cmd, const std::string& cfg, std::vector<std::string> extra) {
+    std::vector<std::string> a{cmd, "--config", cfgs + cfg, "--out", dir + "/" + cmd};
+    a.insert(a.end(), quick.begin(), quick.end());
+    a.insert(a.end(), extra.begin(), extra.end());
+    auto r = train(a, dir + "/" + cmd + ".log");
+    EXPECT_EQ(r.code, 0) << cmd << ":\n" << r.log;
+    return r.code == 0;
+  };
+  ASSERT_TRUE(stage("autoencoder", "autoencoder.json", {}));
+  ASSERT_TRUE(stage("pretrain", "teacher.json",
+                    {"--set", "vae=" + dir + "/autoencoder/model/vae", "--set", "tokenizer=" + dir + "/tok/tokenizer.model",
+                     "--set", "sample.steps=2"}));
+  ASSERT_TRUE(stage("controlnet", "controlnet.json", {"--set", "teacher=" + dir + "/pretrain/model", "--set", "sample.steps=2"}));
+  ASSERT_TRUE(stage("distill", "distill.json", {"--set", "teacher=" + dir + "/controlnet/model"}));
+  for (const char* f : {"loss.png", "metrics.jsonl", "config.json", "samples/step-0000002.png"})
+    EXPECT_TRUE(fs::exists(dir + "/distill/" + f)) << f;
+
+  // The student folder is what the app loads: the pipeline reads it unchanged and draws a 64x64 picture.
+  auto p = sprint::ControlPipeline::load(dir + "/distill/model");
+  auto sketch = torch::full({256, 256, 3}, 255, torch::kUInt8);
+  sketch.narrow(0, 60, 8).narrow(1, 40, 160).fill_(0);
+  p->set_condition(sprint::sketch_to_scribble(sketch), 1);
+  sprint::GenerateRequest req;
+  req.prompt = "red apple";
+  req.steps = 1;
+  req.width = req.height = 64;
+  auto out = p->generate(req);
+  EXPECT_EQ(out.image.sizes(), (std::vector<int64_t>{1, 3, 64, 64}));
+  EXPECT_TRUE(torch::isfinite(out.image).all().item<bool>());
+}
