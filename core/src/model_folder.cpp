@@ -77,7 +77,8 @@ json Gemma2Config::to_json() const {
 json PromptOptions::to_json() const {
   return {{"complex_human_instruction", complex_human_instruction},
           {"max_sequence_length", max_sequence_length},
-          {"lowercase", lowercase}};
+          {"lowercase", lowercase},
+          {"sketch_canvas", sketch_canvas}};
 }
 
 safetensors::StateDict module_state_dict(const torch::nn::Module& module) {

@@ -86,7 +86,9 @@ PromptOptions PromptOptions::load(const std::string& model_dir) {
   o.complex_human_instruction = r.optional<bool>("complex_human_instruction", o.complex_human_instruction);
   o.max_sequence_length = r.optional<int>("max_sequence_length", o.max_sequence_length);
   o.lowercase = r.optional<bool>("lowercase", o.lowercase);
+  o.sketch_canvas = r.optional<int>("sketch_canvas", o.sketch_canvas);
   if (o.max_sequence_length < 2) r.reject("max_sequence_length", "must be >= 2");
+  if (o.sketch_canvas < 0 || o.sketch_canvas > 16384) r.reject("sketch_canvas", "must be 0 (generation size) or 1..16384 px");
   r.report_unused();
   return o;
 }

@@ -37,10 +37,12 @@ torch::Tensor make_set(int64_t n, const torch::Tensor& mu, const torch::Tensor& 
   return w.matmul(l.transpose(0, 1)) + mu;
 }
 
-// Tr((Ca Cb)^(1/2)) the other way: the eigenvalues of the (non-symmetric) product Ca Cb are real and >= 0.
+// Tr((Ca Cb)^(1/2)) the other way: the eigenvalues of the (non-symmetric) product Ca Cb are real and >= 0 (up to
+// rounding, which also leaves ~eps-sized values where they are 0: those are dropped like frechet_distance does).
 double trace_sqrt_product(const torch::Tensor& ca, const torch::Tensor& cb) {
   auto ev = torch::real(torch::linalg_eigvals(ca.matmul(cb)));
-  return ev.clamp_min(0).sqrt().sum().item<double>();
+  const double floor = static_cast<double>(ev.size(0)) * 1e-14 * ev.abs().max().item<double>();
+  return torch::where(ev > floor, ev, torch::zeros_like(ev)).sqrt().sum().item<double>();
 }
 
 torch::Tensor random_lower(int64_t d, uint64_t seed) {

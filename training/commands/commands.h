@@ -10,6 +10,7 @@ int run_pretrain(const CommandLine& cl);
 int run_controlnet(const CommandLine& cl);
 int run_distill(const CommandLine& cl);
 int run_eval(const CommandLine& cl);
+int run_classifier(const CommandLine& cl);
 int run_conditions(const CommandLine& cl);
 
 }  // namespace sprint::training::cli

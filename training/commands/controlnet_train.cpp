@@ -131,6 +131,7 @@ int run_controlnet(const CommandLine& cl) {
   parts.text_encoder = text.encoder.ptr().get();
   parts.tokenizer_model = (fs::path(teacher_dir) / "tokenizer" / "tokenizer.model").string();
   parts.prompt_options = text.prompt;
+  parts.prompt_options->sketch_canvas = s.edges.canvas;  // the app draws its scribble maps at the training canvas
   parts.extra_files["README.md"] = str("# Flow teacher + ControlNet\n\nMade by `sprint-train controlnet` (", s.steps,
                                        " steps, batch ", s.batch, ") on the teacher in `", teacher_dir,
                                        "`. Distill it with `sprint-train distill`.\n");

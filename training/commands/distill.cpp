@@ -299,6 +299,7 @@ int run_distill(const CommandLine& cl) {
   parts.text_encoder = text.encoder.ptr().get();
   parts.tokenizer_model = (fs::path(teacher_dir) / "tokenizer" / "tokenizer.model").string();
   parts.prompt_options = text.prompt;
+  parts.prompt_options->sketch_canvas = s.edges.canvas;  // the app draws its scribble maps at the training canvas
   parts.extra_files["README.md"] = str("# SANA-Sprint student\n\nMade by `sprint-train distill` (mode ", mode,
                                        ", max-time probability ", lc.largest_timestep_prob, ", ", s.steps,
                                        " steps, batch ", s.batch, ") from the teacher in `", teacher_dir, "`.\n");

@@ -3,6 +3,7 @@
 //   sprint-train pretrain    ... (flow-matching teacher + text encoder)
 //   sprint-train controlnet  ... (ControlNet on a frozen teacher)
 //   sprint-train distill     ... (sCM + LADD student)
+//   sprint-train classifier  ... (the feature net of the evaluation's Fréchet distance)
 //   sprint-train eval        ... (metrics and grids of the bundled model's report)
 #include <cstring>
 #include <iostream>
@@ -22,6 +23,7 @@ commands:
   pretrain      flow-matching teacher (dense timestep, QK RMSNorm) and its text encoder
   controlnet    ControlNet on a frozen teacher, (picture, scribble, caption) data
   distill       SANA-Sprint sCM + LADD student (with the ControlNet when the teacher has one)
+  classifier    the small feature net (picture classifier) behind eval's Fréchet distance
   eval          metrics, tables and sample grids of a trained model set
   conditions    write the condition map of every dataset picture (and a preview grid)
 
@@ -51,6 +53,7 @@ int main(int argc, char** argv) {
     if (command == "pretrain") return run_pretrain(cl);
     if (command == "controlnet") return run_controlnet(cl);
     if (command == "distill") return run_distill(cl);
+    if (command == "classifier") return run_classifier(cl);
     if (command == "eval") return run_eval(cl);
     if (command == "conditions") return run_conditions(cl);
     std::cerr << "sprint-train: unknown command '" << command << "'\n" << kUsage;

@@ -34,6 +34,10 @@ struct PromptOptions {
   bool complex_human_instruction = true;
   int max_sequence_length = 300;
   bool lowercase = true;
+  // Longer side, in px, of the sketch canvas the model's ControlNet was trained with ("sketch_canvas"): the scribble
+  // map is drawn at that size (its lines are ~11 px wide there) and then resized to the generation size. 0: the
+  // generation size (the SANA releases: 1024 canvas for 1024 images). Our 64 px emoji model uses 256.
+  int sketch_canvas = 0;
   static PromptOptions load(const std::string& model_dir);  // defaults when the file is absent
   nlohmann::json to_json() const;                           // sprint_pipeline.json
 };
