@@ -4,6 +4,7 @@
 #   ./bootstrap.sh run [args...]   install + build + run the app (args go to sprint-studio); headless: generate
 #   ./bootstrap.sh generate [args] install + build + run the headless generator sprint-generate
 #   ./bootstrap.sh test            install + build + run the whole test suite (what CI runs)
+#   ./bootstrap.sh model [--smoke] rebuild the bundled default model + its report (hours on 2 cores; resumable)
 #   ./bootstrap.sh deps | build    only install / only install + build
 #
 # Idempotent: a second call skips what is already there. Environment knobs:
@@ -101,5 +102,9 @@ case "$cmd" in
     fi
     exec "$build/bin/sprint-generate" "$@"
     ;;
-  *) echo "usage: $0 run|generate|test|deps|build" >&2; exit 2 ;;
+  model)
+    install_apt; install_python; configure_and_build
+    exec "$here/training/rebuild_bundled_model.sh" "$build" "$(venv_dir)/bin/python" "$@"
+    ;;
+  *) echo "usage: $0 run|generate|test|model|deps|build" >&2; exit 2 ;;
 esac

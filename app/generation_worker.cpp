@@ -5,6 +5,7 @@
 #include <exception>
 #include <filesystem>
 
+#include "sprint/app/canvas_size.h"
 #include "sprint/control_pipeline.h"
 #include "sprint/error.h"
 #include "sprint/image_io.h"
@@ -83,6 +84,8 @@ void GenerationWorker::run() {
     info.device = pipeline_->device().str();
     const int side = pipeline_->transformer().config.sample_size * pipeline_->vae_scale_factor();
     info.default_width = info.default_height = side;
+    info.sketch_canvas = pipeline_->prompt_options().sketch_canvas;
+    std::tie(info.canvas_width, info.canvas_height) = sketch_canvas_size(info.sketch_canvas, side, side);
     {
       std::lock_guard lock(mutex_);
       info_ = info;
@@ -130,14 +133,22 @@ FrameResult GenerationWorker::generate(const Slot::Job& job) {
   r.key = job.key;
   r.width = req.width;
   r.height = req.height;
+  const int cw = req.canvas_width > 0 ? req.canvas_width : req.width;
+  const int ch = req.canvas_height > 0 ? req.canvas_height : req.height;
+  r.canvas_width = cw;
+  r.canvas_height = ch;
+  r.canvas = req.canvas;
 
   if (control_) {
-    SPRINT_CHECK(req.canvas && req.canvas->size() == static_cast<size_t>(req.width) * req.height,
-                 "canvas is ", req.canvas ? req.canvas->size() : 0, " bytes, expected ", req.width, "x", req.height);
-    if (req.canvas_revision != condition_revision_ || s.thickness != condition_thickness_) {
+    SPRINT_CHECK(req.canvas && req.canvas->size() == static_cast<size_t>(cw) * ch, "canvas is ",
+                 req.canvas ? req.canvas->size() : 0, " bytes, expected ", cw, "x", ch);
+    if (req.canvas_revision != condition_revision_ || s.thickness != condition_thickness_ ||
+        condition_bytes_.size() != static_cast<size_t>(cw) * ch) {
       const auto ts = std::chrono::steady_clock::now();
-      // from_blob does not own the bytes; sketch_to_scribble reads them before returning.
-      auto sketch = torch::from_blob(const_cast<uint8_t*>(req.canvas->data()), {req.height, req.width}, torch::kUInt8);
+      // The scribble map is made at the canvas size (the line width the ControlNet was trained with);
+      // set_condition resizes it to the generation size. from_blob does not own the bytes; sketch_to_scribble
+      // reads them before returning.
+      auto sketch = torch::from_blob(const_cast<uint8_t*>(req.canvas->data()), {ch, cw}, torch::kUInt8);
       torch::Tensor map = sketch_to_scribble(sketch, s.thickness).contiguous();
       control_->set_condition(map, ++condition_version_);
       condition_bytes_.assign(map.data_ptr<uint8_t>(), map.data_ptr<uint8_t>() + map.numel());

@@ -42,7 +42,8 @@ struct LiveKey {
 struct LiveRequest {
   LiveSettings settings;
   int width = 0, height = 0;                           // generation size (multiples of 32)
-  std::shared_ptr<const std::vector<uint8_t>> canvas;  // (height, width) luma, 255 paper, 0 ink
+  int canvas_width = 0, canvas_height = 0;             // sketch canvas size (sketch_canvas_size(); 0 = width, height)
+  std::shared_ptr<const std::vector<uint8_t>> canvas;  // (canvas_height, canvas_width) luma, 255 paper, 0 ink
   uint64_t canvas_revision = 0;
 };
 
@@ -51,6 +52,10 @@ struct ModelInfo {
   std::string runtime;          // describe_runtime(): build + device
   std::string device;           // "cpu", "cuda:0"
   int default_width = 0, default_height = 0;  // transformer sample_size x VAE scale
+  // Sketch canvas: sprint_pipeline.json "sketch_canvas" (0 = the generation size) and the canvas for the default
+  // size (sketch_canvas_size in sprint/app/canvas_size.h gives it for any other size).
+  int sketch_canvas = 0;
+  int canvas_width = 0, canvas_height = 0;
   bool has_controlnet = false;
   double load_ms = 0;
 };
@@ -61,7 +66,11 @@ struct FrameResult {
   LiveKey key;
   int width = 0, height = 0;
   std::vector<uint8_t> rgb;        // (height, width, 3), empty on error
-  std::vector<uint8_t> condition;  // (height, width) scribble map the model saw; empty without a ControlNet
+  int canvas_width = 0, canvas_height = 0;
+  std::shared_ptr<const std::vector<uint8_t>> canvas;  // the sketch this frame was made from (canvas size)
+  // (canvas_height, canvas_width) scribble map made from the sketch, before ControlPipeline resizes it to the
+  // generation size; empty without a ControlNet
+  std::vector<uint8_t> condition;
   StageTimes times;
   double scribble_ms = 0;          // strokes -> scribble map
   double wall_ms = 0;              // whole job, as the worker saw it

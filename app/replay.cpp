@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 #include "sprint/error.h"
@@ -11,7 +12,7 @@ namespace sprint {
 
 namespace {
 
-ReplayEvent parse_event(const nlohmann::json& j) {
+ReplayEvent parse_event(const nlohmann::json& j, const std::filesystem::path& base) {
   using T = ReplayEvent::Type;
   ReplayEvent e;
   SPRINT_CHECK(j.is_object(), "an event must be an object");
@@ -49,6 +50,23 @@ ReplayEvent parse_event(const nlohmann::json& j) {
   } else if (type == "save_output") {
     e.type = T::SaveOutput;
     e.text = j.value("suffix", std::string("snapshot"));
+  } else if (type == "pause") {
+    e.type = T::Pause;
+    e.duration = j.at("seconds").get<double>();
+    SPRINT_CHECK(e.duration >= 0, "pause seconds must be >= 0");
+  } else if (type == "import") {
+    e.type = T::Import;
+    const std::filesystem::path p = j.at("path").get<std::string>();
+    e.text = (p.is_relative() ? base / p : p).string();
+    e.mode = j.value("mode", std::string("auto"));
+    SPRINT_CHECK(e.mode == "auto" || e.mode == "sketch" || e.mode == "picture" || e.mode == "photo",
+                 "import mode '", e.mode, "': expected auto, sketch, picture or photo");
+  } else if (type == "select_history" || type == "export_history") {
+    e.type = type == "select_history" ? T::SelectHistory : T::ExportHistory;
+    const int index = j.value("index", 0);
+    SPRINT_CHECK(index >= 0, "history index must be >= 0");
+    e.index = static_cast<size_t>(index);
+    e.text = j.value("suffix", str("history", index));
   } else {
     throw Error(str("unknown event type '", type, "'"));
   }
@@ -70,7 +88,7 @@ std::vector<ReplayEvent> load_replay(const std::string& path) {
   const auto& list = doc.is_array() ? doc : doc.at("events");
   for (size_t i = 0; i < list.size(); ++i) {
     try {
-      events.push_back(parse_event(list[i]));
+      events.push_back(parse_event(list[i], std::filesystem::path(path).parent_path()));
     } catch (const std::exception& e) {
       throw Error(str("replay file '", path, "', event ", i, ": ", e.what()));
     }
@@ -133,7 +151,7 @@ void ReplayPlayer::advance(double dt, Target& target) {
       advanced_clock = true;
     }
     if (clock_ < due) return;
-    if (!apply(e, target)) {
+    if (!apply(e, target, dt)) {
       clock_ -= dt;  // waiting: the replay clock stands still
       return;
     }
@@ -143,7 +161,7 @@ void ReplayPlayer::advance(double dt, Target& target) {
   }
 }
 
-bool ReplayPlayer::apply(const ReplayEvent& e, Target& target) {
+bool ReplayPlayer::apply(const ReplayEvent& e, Target& target, double dt) {
   using T = ReplayEvent::Type;
   auto& c = target.controls;
   switch (e.type) {
@@ -178,6 +196,36 @@ bool ReplayPlayer::apply(const ReplayEvent& e, Target& target) {
     case T::Undo: target.history.undo(); break;
     case T::Redo: target.history.redo(); break;
     case T::Clear: target.history.clear(); break;
+    case T::Pause:
+      // Wall time, not the replay clock (which stands still while an event waits).
+      if (pause_left_ < 0) {
+        pause_left_ = e.duration;
+        return false;
+      }
+      pause_left_ -= dt;
+      if (pause_left_ > 0) return false;
+      pause_left_ = -1;
+      break;
+    case T::Import:
+      SPRINT_CHECK(target.import_image, "this app cannot replay 'import'");
+      return target.import_image(e.text, e.mode);
+    case T::SelectHistory:
+    case T::ExportHistory:
+      SPRINT_CHECK(target.history_size && target.select_history && target.export_history,
+                   "this app cannot replay history events");
+      // Like a click: after the frame for the current input is shown (and so in the history).
+      if (!waited_a_frame_) {
+        waited_a_frame_ = true;
+        return false;
+      }
+      if (!target.idle()) return false;
+      waited_a_frame_ = false;
+      SPRINT_CHECK(e.index < target.history_size(), "history has ", target.history_size(), " frames; there is no frame ",
+                   e.index);
+      if (e.type == T::SelectHistory) target.select_history(e.index);
+      else target.export_history(e.index, e.text);
+      target.settings_changed = true;
+      break;
     case T::WaitIdle:
     case T::SaveOutput:
       // The input changed by earlier events is submitted after this call, so look one frame later.

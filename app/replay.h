@@ -13,7 +13,12 @@
 //                                                                  // through the canvas widget (brush settings apply)
 //     {"t": 1.0, "type": "undo"}, {"type": "redo"}, {"type": "clear"},
 //     {"type": "wait_idle"},                                       // until the frame for the current input is shown
-//     {"type": "save_output", "suffix": "before"}                  // wait_idle, then write <save-output>.<suffix>.png
+//     {"type": "save_output", "suffix": "before"},                 // wait_idle, then write <save-output>.<suffix>.png
+//     {"type": "import", "path": "sketch.png", "mode": "auto"},    // File > Import image; waits until it is done
+//                                                                  // (path relative to the replay file's folder)
+//     {"type": "select_history", "index": 1},                      // click a history thumbnail (0 = newest)
+//     {"type": "export_history", "index": 0, "suffix": "h0"},      // write history frame 0 to <save-output>.h0.png
+//     {"type": "pause", "seconds": 0.5}                            // no input for this long (frames keep coming)
 //   ]}
 // "t" is seconds from the start of the replay (default: right after the previous event). The replay clock stops
 // while an event waits, so later events keep their spacing.
@@ -29,15 +34,19 @@
 namespace sprint {
 
 struct ReplayEvent {
-  enum class Type { Prompt, Set, Stroke, MouseStroke, Undo, Redo, Clear, WaitIdle, SaveOutput };
+  enum class Type { Prompt, Set, Stroke, MouseStroke, Undo, Redo, Clear, WaitIdle, SaveOutput, Import, SelectHistory,
+                    ExportHistory, Pause };
   Type type = Type::WaitIdle;
   double t = -1;  // < 0: right after the previous event
-  std::string text;   // Prompt: the prompt; Set: the setting name; SaveOutput: the suffix
+  std::string text;   // Prompt: the prompt; Set: the setting name; SaveOutput, ExportHistory: the suffix;
+                      // Import: the path (resolved against the replay file's folder)
+  std::string mode;   // Import: auto | sketch | picture | photo
+  size_t index = 0;   // SelectHistory, ExportHistory
   double value = 0;   // Set
   std::vector<ui::StrokePoint> points;  // Stroke, fractions of the canvas
   float radius = 0.02f;                 // Stroke, fraction of the canvas width
   bool eraser = false;
-  double duration = 0.3;                // Stroke: seconds from pen-down to pen-up
+  double duration = 0.3;                // Stroke: seconds from pen-down to pen-up; Pause: its length
 };
 
 // Throws sprint::Error naming the file and the event index on a bad file.
@@ -54,6 +63,12 @@ class ReplayPlayer {
     // Out: what this call did.
     bool settings_changed = false;
     bool pen_up = false;
+    // Optional (events that use them fail without): import returns true once the import has finished (it is
+    // called every frame until then); history_size / select_history / export_history drive the history strip.
+    std::function<bool(const std::string& path, const std::string& mode)> import_image = {};
+    std::function<size_t()> history_size = {};
+    std::function<void(size_t)> select_history = {};
+    std::function<void(size_t, const std::string&)> export_history = {};
   };
 
   // Synthetic mouse for mouse_stroke events, in canvas fractions; the app maps it to screen coordinates and feeds
@@ -73,7 +88,7 @@ class ReplayPlayer {
   size_t size() const { return events_.size(); }
 
  private:
-  bool apply(const ReplayEvent& e, Target& target);  // false: must wait and retry next frame
+  bool apply(const ReplayEvent& e, Target& target, double dt);  // false: must wait and retry next frame
   std::vector<ReplayEvent> events_;
   size_t next_ = 0;
   double clock_ = 0, last_event_t_ = 0;
@@ -81,6 +96,7 @@ class ReplayPlayer {
   double stroke_start_ = 0;
   size_t stroke_points_added_ = 0;
   bool waited_a_frame_ = false;
+  double pause_left_ = -1;  // Pause in progress: seconds to go
   Mouse mouse_;
   int mouse_frames_ = 0;  // frames since the mouse_stroke began: hover, press, then move
   bool mouse_at_end_ = false;

@@ -1,11 +1,14 @@
 // sprint-generate: headless text (+ sketch or photo) -> image on a diffusers-layout model folder.
 //
 //   sprint-generate --model DIR --prompt "a red fox" [--sketch in.png | --image photo.png] --steps 2
-//                   --guidance 4.5 --control-scale 1.0 --seed 7 --size 1024x1024 --out out.png
+//                   --guidance 4.5 --control-scale 1.0 --seed 7 [--size 1024x1024] --out out.png
 //   sprint-generate --from out.png [--seed 8 ...]      re-runs the settings stored in a PNG we wrote
 //
 // The PNG carries the settings as text chunks (sprint:prompt, sprint:seed, ...). Progress and per-stage times go to
-// stderr. A sketch or photo needs a model with a controlnet/ folder.
+// stderr. A sketch or photo needs a model with a controlnet/ folder. Without --size the model's native size is used
+// (transformer sample_size x the VAE's compression). A model whose sprint_pipeline.json sets "sketch_canvas" wants
+// its sketches at that size (longer side): a sketch of another size is resampled to it before the scribble
+// conversion, and photos are detected at it; the app's exported sketches already have it.
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
@@ -14,6 +17,7 @@
 #include <sstream>
 #include <filesystem>
 
+#include "sprint/app/canvas_size.h"
 #include "sprint/control_pipeline.h"
 #include "sprint/error.h"
 #include "sprint/hed.h"
@@ -28,12 +32,23 @@ using namespace sprint;
 namespace {
 
 struct Options {
-  std::string model, prompt, sketch, image, hed, from, out = "sprint.png", size = "1024x1024", device = "auto";
+  std::string model, prompt, sketch, image, hed, from, out = "sprint.png", size, device = "auto";
   std::string timesteps, save_condition;
   int steps = 2, threads = 0, thickness = kDefaultScribbleThickness;
   double guidance = 4.5, control_scale = 1.0;
   uint64_t seed = 0;
 };
+
+// (H, W[, C]) uint8 sketch -> (h, w, C) uint8, antialiased bilinear (a no-op at that size).
+torch::Tensor resample_sketch(torch::Tensor img, int64_t h, int64_t w) {
+  if (img.dim() == 2) img = img.unsqueeze(-1);
+  if (img.size(0) == h && img.size(1) == w) return img;
+  namespace F = torch::nn::functional;
+  auto x = img.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32);
+  x = F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kBilinear)
+                            .align_corners(false).antialias(true));
+  return x.squeeze(0).permute({1, 2, 0}).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+}
 
 std::vector<double> parse_timesteps(const std::string& s) {
   std::vector<double> out;
@@ -76,7 +91,7 @@ int run(Options o, const CLI::App& app) {
   SPRINT_CHECK(!o.model.empty(), "--model is required (or --from a PNG written by sprint-generate)");
   SPRINT_CHECK(o.sketch.empty() || o.image.empty(), "give --sketch or --image, not both");
   const int threads = init_threads(o.threads);
-  const auto [width, height] = parse_size(o.size);
+  if (!o.size.empty()) parse_size(o.size);  // a bad --size fails before the model loads
 
   PipelineOptions po;
   po.device = o.device;
@@ -93,17 +108,36 @@ int run(Options o, const CLI::App& app) {
   }
   std::fprintf(stderr, "%s; model %s loaded in %.0f ms\n", describe_runtime(pipe->device()).c_str(), o.model.c_str(),
                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  int width = 0, height = 0;
+  if (!o.size.empty()) {
+    std::tie(width, height) = parse_size(o.size);
+  } else {
+    width = height = pipe->transformer().config.sample_size * pipe->vae_scale_factor();
+    std::fprintf(stderr, "size: the model's native %dx%d (give --size to change it)\n", width, height);
+  }
+  // The sketch canvas the ControlNet was trained with (= the generation size unless the model says otherwise).
+  int canvas_w = 0, canvas_h = 0;
+  std::tie(canvas_w, canvas_h) = sketch_canvas_size(pipe->prompt_options().sketch_canvas, width, height);
 
   if (cpipe) {
     torch::Tensor map;
     if (!o.sketch.empty()) {
-      map = with_context("--sketch '" + o.sketch + "'", [&] { return sketch_to_scribble(read_png(o.sketch).pixels, o.thickness); });
+      map = with_context("--sketch '" + o.sketch + "'", [&] {
+        torch::Tensor sketch = read_png(o.sketch).pixels;
+        if (pipe->prompt_options().sketch_canvas > 0 && (sketch.size(0) != canvas_h || sketch.size(1) != canvas_w)) {
+          std::fprintf(stderr, "note: resampling the %lldx%lld sketch to the model's sketch canvas %dx%d\n",
+                       static_cast<long long>(sketch.size(1)), static_cast<long long>(sketch.size(0)), canvas_w, canvas_h);
+          sketch = resample_sketch(sketch, canvas_h, canvas_w);
+        }
+        return sketch_to_scribble(sketch, o.thickness);
+      });
     } else {
       HED hed{nullptr};
       if (!o.hed.empty()) hed = load_hed(o.hed);
       else std::fprintf(stderr, "note: no --hed weights given: using the OpenCV soft-edge detector instead of HED\n");
       map = with_context("--image '" + o.image + "'", [&] {
-        return photo_to_scribble(read_png(o.image).pixels, hed ? hed.get() : nullptr, o.thickness, std::min(width, height));
+        return photo_to_scribble(read_png(o.image).pixels, hed ? hed.get() : nullptr, o.thickness,
+                                 std::min(canvas_w, canvas_h));
       });
     }
     if (!o.save_condition.empty()) write_png(o.save_condition, map.unsqueeze(-1));
@@ -162,7 +196,10 @@ int main(int argc, char** argv) {
   app.add_option("--guidance", o.guidance, "guidance scale (embedded: no extra pass)")->capture_default_str();
   app.add_option("--control-scale", o.control_scale, "ControlNet conditioning scale")->capture_default_str();
   app.add_option("--seed", o.seed, "noise seed")->capture_default_str();
-  app.add_option("--size", o.size, "WIDTHxHEIGHT, multiples of the VAE's compression (32 for SANA)")->capture_default_str();
+  app.add_option("--size", o.size,
+                 "WIDTHxHEIGHT, multiples of the VAE's compression (32 for SANA); default: the model's native size "
+                 "(transformer sample_size x VAE compression, e.g. 1024x1024 for SANA-Sprint 1024, 64x64 for our emoji "
+                 "model)");
   app.add_option("--out", o.out, "output PNG")->capture_default_str();
   app.add_option("--save-condition", o.save_condition, "also write the condition map the model sees (PNG)");
   app.add_option("--from", o.from, "re-run the settings stored in a PNG written by sprint-generate");

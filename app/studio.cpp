@@ -7,9 +7,11 @@
 #include <cstring>
 #include <filesystem>
 
-#include "sprint/settings_meta.h"
+#include "sprint/app/canvas_size.h"
 #include "sprint/error.h"
+#include "sprint/hed.h"
 #include "sprint/image_io.h"
+#include "sprint/settings_meta.h"
 
 namespace fs = std::filesystem;
 
@@ -19,6 +21,39 @@ namespace {
 
 constexpr float kPanelWidth = 310.0f;     // controls column, pixels
 constexpr uint64_t kSeedRange = 1u << 31;  // "Random" draws seeds below this so they stay easy to type
+
+constexpr float kThumbPx = 72.0f;          // history thumbnails, longer side
+
+// A frame shows an input when it was made for the same canvas and settings; the step count may differ (a draft
+// made while drawing shows the drawing).
+bool reflects(const LiveKey& frame, const LiveKey& input) {
+  if (frame.canvas_revision != input.canvas_revision) return false;
+  LiveSettings a = frame.settings, b = input.settings;
+  a.steps = b.steps = 0;
+  return a == b;
+}
+
+// Scripted strokes for --bench-frames without --replay: zig-zags across the canvas, one per second, for as long as
+// the bench runs.
+std::vector<ReplayEvent> bench_events() {
+  std::vector<ReplayEvent> events;
+  for (int i = 0; i < 2000; ++i) {
+    ReplayEvent e;
+    e.type = ReplayEvent::Type::Stroke;
+    e.duration = 1.0;
+    e.radius = 0.01f;
+    const float y = 0.1f + 0.8f * static_cast<float>(i % 9) / 8.0f;
+    for (int k = 0; k <= 16; ++k)
+      e.points.push_back({0.1f + 0.8f * k / 16.0f, y + ((k % 2) ? 0.04f : -0.04f)});
+    events.push_back(e);
+    if (i % 9 == 8) {
+      ReplayEvent c;
+      c.type = ReplayEvent::Type::Clear;
+      events.push_back(c);
+    }
+  }
+  return events;
+}
 
 // out.png + "before" -> out.before.png
 std::string with_suffix(const std::string& path, const std::string& suffix) {
@@ -31,14 +66,26 @@ std::string with_suffix(const std::string& path, const std::string& suffix) {
 Studio::Studio(StudioOptions options, std::function<void()> wake) : options_(std::move(options)) {
   controls_.prompt = options_.prompt;
   controls_.seed = options_.seed;
+  controls_.steps = options_.steps;
   if (!options_.size.empty()) std::tie(width_, height_) = parse_size(options_.size);
   if (!options_.replay.empty()) replay_ = std::make_unique<ReplayPlayer>(load_replay(options_.replay));
+  else if (options_.bench_frames > 0) replay_ = std::make_unique<ReplayPlayer>(bench_events());
+  if (!options_.import_path.empty()) request_import(options_.import_path, parse_import_mode(options_.import_mode));
+  pacer_ = AdaptivePacer(options_.pacing);
+  controls_.adaptive_steps = options_.pacing.enabled;
+  photon_ = InputLatencyTracker<LiveKey>(reflects);
   PipelineOptions po;
   po.device = options_.device;
   worker_ = std::make_unique<GenerationWorker>(options_.model, po, std::move(wake));
 }
 
-Studio::~Studio() = default;
+Studio::~Studio() {
+  if (import_job_.valid()) import_job_.wait();  // the job reads members (hed_)
+}
+
+double Studio::mono_s() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - created_).count();
+}
 
 void Studio::init_gl() {
   ui::create_display_pass(display_, options_.shaders);
@@ -49,9 +96,11 @@ void Studio::init_gl() {
 
 void Studio::shutdown_gl() {
   if (!gl_ready_) return;
+  interop_.release();
   ui::destroy_texture(canvas_tex_);
   ui::destroy_texture(condition_tex_);
   ui::destroy_texture(output_tex_);
+  for (auto& e : frames_) ui::destroy_texture(e.thumb);
   ui::destroy_display_pass(display_);
   gl_ready_ = false;
 }
@@ -62,13 +111,32 @@ void Studio::on_model_ready() {
     width_ = info_->default_width;
     height_ = info_->default_height;
   }
-  raster_.resize(width_, height_);
-  // A brush a little under 1% of the canvas: about 8 px at 1024, 1 px on the tiny test model.
-  controls_.brush.radius = std::max(1.0f, width_ / 128.0f);
+  // The sketch canvas has the size the model's ControlNet was trained with (sprint_pipeline.json "sketch_canvas"),
+  // scaled to the generation aspect; without it, the generation size.
+  std::tie(canvas_w_, canvas_h_) = sketch_canvas_size(info_->sketch_canvas, width_, height_);
+  raster_.resize(canvas_w_, canvas_h_);
+  controls_.brush.radius = default_brush_radius(canvas_w_, canvas_h_);
   canvas_view_.fit_pending = true;
-  std::fprintf(stderr, "sprint-studio: %s; model %s loaded in %.0f ms; canvas %dx%d%s\n", info_->runtime.c_str(),
-               info_->model_dir.c_str(), info_->load_ms, width_, height_,
+  std::fprintf(stderr, "sprint-studio: %s; model %s loaded in %.0f ms; generation %dx%d, sketch canvas %dx%d%s\n",
+               info_->runtime.c_str(), info_->model_dir.c_str(), info_->load_ms, width_, height_, canvas_w_, canvas_h_,
                info_->has_controlnet ? "" : " (no controlnet/: text only)");
+  // CUDA-GL interop: probe once on a CUDA device (one message when it is unavailable; the CPU copy is used then).
+  if (gl_ready_ && info_->device.rfind("cuda", 0) == 0) {
+    try {
+      const auto probe = torch::zeros({height_, width_, 3}, torch::TensorOptions().dtype(torch::kUInt8).device(info_->device));
+      if (interop_.upload(output_tex_, probe)) std::fprintf(stderr, "sprint-studio: CUDA-GL interop ready\n");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "sprint-studio: CUDA-GL interop unavailable (%s); frames are copied through the CPU\n", e.what());
+    }
+  }
+  if (!pending_import_.empty()) {
+    start_import(pending_import_, pending_import_mode_);
+    pending_import_.clear();
+  }
+}
+
+LiveKey Studio::user_key() const {
+  return LiveKey{info_ && info_->has_controlnet ? history_.revision() : 0, live_settings()};
 }
 
 LiveSettings Studio::live_settings() const {
@@ -83,15 +151,82 @@ LiveSettings Studio::live_settings() const {
 }
 
 bool Studio::input_shown() const {
-  if (!info_ || history_.drawing() || !submitted_key_) return false;
-  return worker_->idle() && !worker_->has_result() &&
-         *submitted_key_ == LiveKey{info_->has_controlnet ? history_.revision() : 0, live_settings()};
+  if (!info_ || history_.drawing() || !submitted_key_ || importing()) return false;
+  return worker_->idle() && !worker_->has_result() && *submitted_key_ == user_key();
 }
 
 bool Studio::needs_fast_loop() const {
   return worker_->state() == GenerationWorker::State::Loading || !worker_->idle() || worker_->has_result() ||
          history_.drawing() || (replay_ && !replay_->done()) || finishing_ || options_.frames > 0 ||
-         options_.exit_after_replay;
+         options_.exit_after_replay || importing() || (info_ && submitted_key_ && !(*submitted_key_ == user_key()));
+}
+
+// ---- Import -------------------------------------------------------------------------------------------------------
+
+void Studio::request_import(const std::string& path, ImportMode mode) {
+  if (path.empty()) return;
+  if (import_job_.valid()) {
+    notice_ = "an import is already running; try again when it is done";
+    return;
+  }
+  if (!info_) {  // the canvas size is known once the model is loaded
+    pending_import_ = path;
+    pending_import_mode_ = mode;
+    notice_ = "importing " + path + " once the model has loaded";
+    return;
+  }
+  start_import(path, mode);
+}
+
+void Studio::start_import(const std::string& path, ImportMode mode) {
+  import_source_ = path;
+  import_error_.clear();
+  notice_ = "importing " + path + "...";
+  const int cw = canvas_w_, ch = canvas_h_;
+  const float pen = controls_.brush.radius;
+  const std::string hed_path = options_.hed;
+  import_job_ = std::async(std::launch::async, [this, path, mode, cw, ch, pen, hed_path] {
+    ImportOutcome out;
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      torch::NoGradGuard no_grad;
+      const PngImage png = read_png(path);
+      ImportMode m = mode == ImportMode::Auto ? with_context("importing '" + path + "'", [&] {
+        return detect_import_mode(png.pixels);
+      }) : mode;
+      if (m == ImportMode::Photo && !hed_path.empty() && !hed_) hed_ = load_hed(hed_path).ptr();
+      out.sketch = import_sketch_pixels(png.pixels, "importing '" + path + "'", cw, ch, m, pen,
+                                        m == ImportMode::Photo ? hed_.get() : nullptr);
+    } catch (const std::exception& e) {
+      out.error = e.what();
+    }
+    out.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return out;
+  });
+}
+
+void Studio::poll_import() {
+  if (!import_job_.valid() || history_.drawing()) return;  // applied between strokes, never under the pen
+  if (import_job_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
+  ImportOutcome r = import_job_.get();
+  if (!r.error.empty()) {
+    import_error_ = "import failed: " + r.error;
+    notice_ = import_error_ + " (the drawing is unchanged)";
+    std::fprintf(stderr, "sprint-studio: %s\n", import_error_.c_str());
+    return;
+  }
+  ImportedSketch& s = *r.sketch;
+  const size_t ink = s.ink_pixels;
+  const ImportMode mode = s.mode;
+  history_.import_picture(std::make_shared<const ui::Canvas>(std::move(s.canvas)));
+  force_final_ = true;
+  notice_ = str("imported ", fs::path(import_source_).filename().string(), " as a ", import_mode_name(mode), " (", ink,
+                " ink px, ", static_cast<int>(r.ms), " ms); Ctrl+Z undoes it");
+  if (!options_.hed.empty() || mode != ImportMode::Photo) {
+  } else {
+    notice_ += "; photo edges from the OpenCV soft-edge detector (no --hed weights)";
+  }
+  std::fprintf(stderr, "sprint-studio: %s\n", notice_.c_str());
 }
 
 void Studio::poll_results(double now_s) {
@@ -108,17 +243,25 @@ void Studio::poll_results(double now_s) {
     return;
   }
   last_error_.clear();
-  output_rgb_ = std::move(r->rgb);
-  output_w_ = r->width;
-  output_h_ = r->height;
-  output_key_ = r->key;
-  last_frame_final_ = r->final;
-  if (gl_ready_) {
-    hud_.upload_ms = ui::upload_image(output_tex_, output_rgb_.data(), output_w_, output_h_, 3);
-    if (!r->condition.empty()) {
-      ui::upload_image(condition_tex_, r->condition.data(), r->width, r->height, 1);
-      display_dirty_ = true;
-    }
+  ShownFrame f;
+  f.rgb = std::move(r->rgb);
+  f.width = r->width;
+  f.height = r->height;
+  f.key = r->key;
+  f.canvas = r->canvas;
+  f.canvas_width = r->canvas_width;
+  f.canvas_height = r->canvas_height;
+  f.final = r->final;
+  show_frame(f);
+  output_in_history_ = false;
+  // Pacing sees what a stroke costs: the prompt encoding is a one-off per prompt (cached while drawing), and the first
+  // frame after loading pays one-off allocations and warm-up, which would start the app in draft mode.
+  if (!gen_frame_ms_.empty())
+    pacer_.record(r->key.settings.steps, std::max(0.0, r->wall_ms - r->times.tokenize_ms - r->times.text_encoder_ms));
+  gen_frame_ms_.push(r->wall_ms);
+  if (gl_ready_ && !r->condition.empty()) {
+    ui::upload_image(condition_tex_, r->condition.data(), r->canvas_width, r->canvas_height, 1);
+    display_dirty_ = true;
   }
   const StageTimes& t = r->times;
   hud_.tokenize_ms = t.tokenize_ms;
@@ -133,11 +276,32 @@ void Studio::poll_results(double now_s) {
   ui::hud_record_result(hud_, now_s);
 }
 
-void Studio::submit_if_changed(bool final) {
+void Studio::show_frame(const ShownFrame& f) {
+  output_ = f;
+  last_frame_final_ = f.final;
+  if (gl_ready_) hud_.upload_ms = ui::upload_image(output_tex_, output_.rgb.data(), output_.width, output_.height, 3);
+  displayed_key_ = f.key;
+}
+
+void Studio::submit_if_changed(bool final, double now_s) {
   if (!info_ || worker_->state() != GenerationWorker::State::Ready) return;
   if (final && !controls_.seed_locked) controls_.seed = rng_() % kSeedRange;
   // Without a ControlNet the canvas does not reach the model: strokes must not cost a frame.
-  LiveKey key{info_->has_controlnet ? history_.revision() : 0, live_settings()};
+  const LiveKey user = user_key();
+  photon_.observe(user, now_s);
+  if (!last_user_key_ || !(*last_user_key_ == user)) {
+    last_user_key_ = user;
+    last_input_s_ = now_s;
+  }
+  // Adaptive pacing: while drawing (pen down, or the input changed within pause_s) and frames at the user's step
+  // count are over budget, draft with fewer steps; the final frame (pen-up) and the frame after a pause refine.
+  PacingOptions po = options_.pacing;
+  po.enabled = options_.pacing.enabled && controls_.adaptive_steps;
+  if (po.enabled != pacer_.options().enabled) pacer_.set_options(po);
+  const bool drawing = history_.drawing() || (!final && now_s - last_input_s_ < po.pause_s);
+  LiveKey key = user;
+  key.settings.steps = final ? user.settings.steps : pacer_.steps_for(user.settings.steps, drawing);
+  hud_.draft_steps = key.settings.steps < user.settings.steps ? key.settings.steps : 0;
   if (!final && submitted_key_ && *submitted_key_ == key) return;  // unchanged: not even a slot offer
   if (snapshot_revision_ != history_.revision()) {
     canvas_snapshot_ = std::make_shared<const std::vector<uint8_t>>(raster_.canvas().pixels);
@@ -147,10 +311,57 @@ void Studio::submit_if_changed(bool final) {
   req.settings = key.settings;
   req.width = width_;
   req.height = height_;
+  req.canvas_width = canvas_w_;
+  req.canvas_height = canvas_h_;
   req.canvas = canvas_snapshot_;
   req.canvas_revision = history_.revision();
-  worker_->submit(key, std::move(req), final);
+  const OfferResult offered = worker_->submit(key, std::move(req), final);
+  if (offered != OfferResult::Skipped) ++(key.settings.steps < user.settings.steps ? drafts_ : refined_);
   submitted_key_ = key;
+}
+
+// ---- History strip ------------------------------------------------------------------------------------------------
+
+void Studio::update_history(double now_s) {
+  // A frame joins the history when it reached final quality for the current input: the pen-up frame, or the frame
+  // shown once the input has paused (pause_s without a change). Drafts never do.
+  if (output_.rgb.empty() || output_in_history_ || history_.drawing() || !info_) return;
+  if (!(output_.key == user_key())) return;
+  if (!output_.final && now_s - last_input_s_ < options_.pacing.pause_s) return;
+  output_in_history_ = true;
+  if (!frames_.empty() && frames_.front().frame.key == output_.key) return;
+  HistoryEntry e;
+  e.frame = output_;
+  if (gl_ready_) ui::upload_image(e.thumb, e.frame.rgb.data(), e.frame.width, e.frame.height, 3);
+  frames_.push_front(std::move(e));
+  if (selected_ >= 0) ++selected_;
+  while (frames_.size() > static_cast<size_t>(std::max(1, options_.history_size))) {
+    ui::destroy_texture(frames_.back().thumb);
+    frames_.pop_back();
+  }
+  if (selected_ >= static_cast<int>(frames_.size())) selected_ = -1;
+}
+
+void Studio::restore_history(int index) {
+  SPRINT_CHECK(index >= 0 && index < static_cast<int>(frames_.size()), "history has ", frames_.size(),
+               " frames; there is no frame ", index);
+  selected_ = index;
+  const ShownFrame f = frames_[index].frame;
+  const LiveSettings& s = f.key.settings;
+  controls_.prompt = s.prompt;
+  controls_.seed = s.seed;
+  controls_.steps = s.steps;
+  controls_.guidance = static_cast<float>(s.guidance);
+  controls_.control_scale = static_cast<float>(s.control_scale);
+  controls_.thickness = s.thickness;
+  show_frame(f);
+  output_in_history_ = true;
+  // The worker's "unchanged input" memory must not swallow a later request for its last key.
+  worker_->invalidate();
+  // Same canvas: the frame is the one the restored settings give, so there is nothing to generate.
+  if (f.key == user_key()) submitted_key_ = f.key;
+  notice_ = str("restored seed ", s.seed, ", ", s.steps, " steps from the history",
+                f.key == user_key() ? "" : " (the canvas has changed since: regenerating)");
 }
 
 void Studio::handle_shortcuts() {
@@ -186,9 +397,48 @@ std::string Studio::status_line() const {
     case GenerationWorker::State::Failed: state = "model failed to load"; break;
     case GenerationWorker::State::Ready: state = worker_->idle() ? "ready" : "generating"; break;
   }
-  return str(state, "   |   ", info_ ? info_->device : std::string("-"), "   |   ", width_, "x", height_, "   |   ",
-             history_.visible().size(), " strokes   |   Ctrl+Z undo   Ctrl+Shift+Z redo   B/E brush/eraser   "
-             "wheel zoom   right-drag pan   F fit");
+  const std::string size = canvas_w_ == width_ && canvas_h_ == height_
+                               ? str(width_, "x", height_)
+                               : str(width_, "x", height_, " (sketch ", canvas_w_, "x", canvas_h_, ")");
+  return str(notice_.empty() ? "" : notice_ + "   |   ", state, "   |   ", info_ ? info_->device : std::string("-"),
+             "   |   ", size, "   |   ", history_.visible().size(),
+             " strokes   |   Ctrl+Z undo   Ctrl+Shift+Z redo   B/E brush/eraser   wheel zoom   right-drag pan   F fit   "
+             "drop a PNG to import");
+}
+
+void Studio::draw_menu() {
+  bool open_import = false;
+  if (ImGui::BeginMenuBar()) {
+    if (ImGui::BeginMenu("File")) {
+      if (ImGui::MenuItem("Import image...", nullptr, false, info_.has_value() && !importing())) open_import = true;
+      if (ImGui::MenuItem("Save output PNG", nullptr, false, !output_.rgb.empty())) {
+        const std::string path =
+            (fs::path(options_.output_dir) / str("sprint-", output_.key.settings.seed, "-", hud_.frames, ".png")).string();
+        try {
+          save_output_png(path);
+          notice_ = "wrote " + path;
+        } catch (const std::exception& e) {
+          notice_ = str("export failed: ", e.what());
+        }
+      }
+      ImGui::EndMenu();
+    }
+    ImGui::TextDisabled("   live sketch-to-image  |  SANA-Sprint + ControlNet");
+    ImGui::EndMenuBar();
+  }
+  if (open_import) ImGui::OpenPopup("Import image");
+  if (ImGui::BeginPopupModal("Import image", nullptr, ImGuiWindowFlags_AlwaysAutoResize)) {
+    ImGui::TextUnformatted("A PNG becomes the starting sketch (one undoable step); you can keep drawing over it.");
+    ImGui::PushItemWidth(520);
+    const bool go = ui::draw_import_row(controls_, importing());
+    ImGui::PopItemWidth();
+    if (go) {
+      request_import(controls_.import_path, static_cast<ImportMode>(controls_.import_mode));
+      ImGui::CloseCurrentPopup();
+    }
+    if (ImGui::Button("Cancel")) ImGui::CloseCurrentPopup();
+    ImGui::EndPopup();
+  }
 }
 
 void Studio::draw_layout(ui::CanvasEvents& events) {
@@ -198,12 +448,10 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
   ImGui::PushStyleVar(ImGuiStyleVar_WindowRounding, 0.0f);
   ImGui::Begin("Sprint Studio", nullptr,
                ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoSavedSettings |
-                   ImGuiWindowFlags_NoBringToFrontOnFocus);
+                   ImGuiWindowFlags_NoBringToFrontOnFocus | ImGuiWindowFlags_MenuBar);
   ImGui::PopStyleVar();
+  draw_menu();
 
-  ImGui::TextUnformatted("Sprint Studio");
-  ImGui::SameLine();
-  ImGui::TextDisabled("live sketch-to-image  |  SANA-Sprint + ControlNet");
   const float status_h = ImGui::GetFrameHeightWithSpacing();
 
   ImGui::BeginChild("controls", ImVec2(kPanelWidth, -status_h), true);
@@ -214,22 +462,28 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
   ci.model = model.c_str();
   ci.width = width_;
   ci.height = height_;
+  ci.canvas_width = canvas_w_;
+  ci.canvas_height = canvas_h_;
   ci.has_controlnet = !info_ || info_->has_controlnet;
   ci.can_undo = history_.can_undo();
   ci.can_redo = history_.can_redo();
-  const std::string error = worker_->state() == GenerationWorker::State::Failed ? worker_->load_error() : last_error_;
+  ci.importing = importing() || !info_;
+  const std::string error = worker_->state() == GenerationWorker::State::Failed ? worker_->load_error()
+                            : !last_error_.empty()                              ? last_error_
+                                                                                : import_error_;
   ci.error = error.c_str();
   const ui::ControlsActions a = ui::draw_controls_panel(controls_, ci);
   if (a.undo) history_.undo();
   if (a.redo) history_.redo();
   if (a.clear) history_.clear();
   if (a.randomise_seed) controls_.seed = rng_() % kSeedRange;
+  if (a.import_image) request_import(controls_.import_path, static_cast<ImportMode>(controls_.import_mode));
   if (a.save_output) {
     const std::string path =
-        (fs::path(options_.output_dir) / str("sprint-", output_key_.settings.seed, "-", hud_.frames, ".png")).string();
+        (fs::path(options_.output_dir) / str("sprint-", output_.key.settings.seed, "-", hud_.frames, ".png")).string();
     try {
       save_output_png(path);
-      std::fprintf(stderr, "sprint-studio: wrote %s\n", path.c_str());
+      notice_ = "wrote " + path;
     } catch (const std::exception& e) {
       last_error_ = e.what();
     }
@@ -242,8 +496,9 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
   const float pane_w = (ImGui::GetContentRegionAvail().x - spacing) / 2;
   ImGui::Text("Sketch%s", controls_.show_condition ? "  (condition map the model sees)" : "");
   ImGui::SameLine(pane_w + spacing);
-  ImGui::Text("Output%s", output_rgb_.empty() ? "" : last_frame_final_ ? "  (final)" : "  (live)");
-  const float pane_h = ImGui::GetContentRegionAvail().y;
+  ImGui::Text("Output%s", output_.rgb.empty() ? "" : last_frame_final_ ? "  (final)" : "  (live)");
+  const float history_h = ui::history_strip_height(kThumbPx);
+  const float pane_h = ImGui::GetContentRegionAvail().y - history_h - ImGui::GetStyle().ItemSpacing.y;
   // The canvas pane leaves the same strip at the bottom as the output pane's HUD, so both pictures share a row.
   if (mono_font_) ImGui::PushFont(mono_font_);
   const float strip_h = ui::hud_height() + 8;
@@ -252,11 +507,11 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
   canvas_pane_pos_ = ImGui::GetCursorScreenPos();
   canvas_pane_size_ = ImVec2(pane_w, pane_h - strip_h);
   events = ui::draw_canvas("##canvas", canvas_view_, history_, controls_.brush,
-                           display_.target.id ? ui::imgui_texture_id(display_.target) : nullptr, width_, height_,
+                           display_.target.id ? ui::imgui_texture_id(display_.target) : nullptr, canvas_w_, canvas_h_,
                            ImVec2(pane_w, pane_h - strip_h),
                            worker_->state() == GenerationWorker::State::Failed ? "the model failed to load (see the panel)"
                                                                                : "loading model...");
-  ImGui::TextDisabled("%d x %d   zoom %.0f%%   %s %.1f px   %zu strokes%s", width_, height_, canvas_view_.zoom * 100,
+  ImGui::TextDisabled("%d x %d   zoom %.0f%%   %s %.1f px   %zu strokes%s", canvas_w_, canvas_h_, canvas_view_.zoom * 100,
                       controls_.brush.eraser ? "eraser" : "brush", controls_.brush.radius, history_.visible().size(),
                       history_.drawing() ? "   drawing" : "");
   ImGui::EndGroup();
@@ -264,12 +519,35 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
   ui::ImageViewOverlay overlay;
   overlay.busy = !worker_->idle();
   const std::string caption =
-      output_rgb_.empty() ? std::string() : str("seed ", output_key_.settings.seed, "   steps ", output_key_.settings.steps);
+      output_.rgb.empty() ? std::string()
+                          : str("seed ", output_.key.settings.seed, "   steps ", output_.key.settings.steps);
   overlay.caption = caption.c_str();
   if (mono_font_) ImGui::PushFont(mono_font_);
-  ui::draw_image_view("##output", output_tex_.id ? ui::imgui_texture_id(output_tex_) : nullptr, output_w_, output_h_,
-                      overlay, hud_, ImVec2(pane_w, pane_h));
+  ui::draw_image_view("##output", output_tex_.id ? ui::imgui_texture_id(output_tex_) : nullptr, output_.width,
+                      output_.height, overlay, hud_, ImVec2(pane_w, pane_h));
   if (mono_font_) ImGui::PopFont();
+
+  std::vector<ui::HistoryThumb> thumbs;
+  thumbs.reserve(frames_.size());
+  for (const auto& e : frames_) {
+    const LiveSettings& s = e.frame.key.settings;
+    thumbs.push_back({ui::imgui_texture_id(e.thumb), e.frame.width, e.frame.height,
+                      str(s.prompt, "\nseed ", s.seed, "   steps ", s.steps, "   guidance ", s.guidance, "   control ",
+                          s.control_scale)});
+  }
+  const ui::HistoryStripActions ha = ui::draw_history_strip("##history", thumbs, selected_, kThumbPx, ImVec2(0, history_h));
+  if (ha.clicked >= 0) restore_history(ha.clicked);
+  if (ha.export_selected && selected_ >= 0 && selected_ < static_cast<int>(frames_.size())) {
+    const ShownFrame& f = frames_[selected_].frame;
+    const std::string path = (fs::path(options_.output_dir) /
+                              str("sprint-", f.key.settings.seed, "-history", selected_, ".png")).string();
+    try {
+      export_frame(f, path);
+      notice_ = "wrote " + path;
+    } catch (const std::exception& e) {
+      notice_ = str("export failed: ", e.what());
+    }
+  }
   ImGui::EndChild();
 
   ImGui::TextDisabled("%s", status_line().c_str());
@@ -277,37 +555,64 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
 }
 
 void Studio::inject_input() {
-  if (!replay_ || !replay_->mouse().active || width_ <= 0) return;
+  if (!replay_ || !replay_->mouse().active || canvas_w_ <= 0) return;
   // The canvas widget's mapping (canvas_widget.cpp), with last frame's pane and view.
   const auto& m = replay_->mouse();
   const ImVec2 centre(canvas_pane_pos_.x + canvas_pane_size_.x / 2 + canvas_view_.pan.x,
                       canvas_pane_pos_.y + canvas_pane_size_.y / 2 + canvas_view_.pan.y);
   ImGuiIO& io = ImGui::GetIO();
-  io.MousePos = ImVec2(centre.x + (m.pos.x - 0.5f) * width_ * canvas_view_.zoom,
-                       centre.y + (m.pos.y - 0.5f) * height_ * canvas_view_.zoom);
+  io.MousePos = ImVec2(centre.x + (m.pos.x - 0.5f) * canvas_w_ * canvas_view_.zoom,
+                       centre.y + (m.pos.y - 0.5f) * canvas_h_ * canvas_view_.zoom);
   io.MouseDown[0] = m.down;
 }
 
 void Studio::frame(double now_s, double dt_s) {
   if (start_s_ < 0) start_s_ = now_s;
   ++frame_count_;
+  const double t_input = mono_s();  // this frame's input events arrived just before it
   ui::hud_record_ui_frame(hud_, dt_s * 1000.0);
   const bool headless = replay_ || options_.frames > 0;
 
-  if (!info_ && worker_->state() == GenerationWorker::State::Ready) on_model_ready();
+  if (!info_ && worker_->state() == GenerationWorker::State::Ready) {
+    on_model_ready();
+  } else if (info_ && frame_count_ > 1) {  // UI frame times once the model is up (loading frames are not the app's)
+    ui_frame_ms_.push(dt_s * 1000.0);
+    hud_ui_ms_.push(dt_s * 1000.0);
+    hud_.ui_p50_ms = hud_ui_ms_.percentile(50);
+    hud_.ui_p99_ms = hud_ui_ms_.percentile(99);
+  }
   if (worker_->state() == GenerationWorker::State::Failed && headless && !exit_code_) {
     std::fprintf(stderr, "sprint-studio: %s\n", worker_->load_error().c_str());
     exit_code_ = 1;
   }
   poll_results(now_s);
+  poll_import();
 
-  bool final = false;
+  bool final = force_final_;
+  force_final_ = false;
   if (replay_ && info_) {
-    ReplayPlayer::Target t{history_, controls_, width_, height_, [this] { return input_shown(); },
+    ReplayPlayer::Target t{history_, controls_, canvas_w_, canvas_h_, [this] { return input_shown(); },
                            [this](const std::string& suffix) {
                              SPRINT_CHECK(!options_.save_output.empty(), "replay event save_output needs --save-output");
                              save_output_png(with_suffix(options_.save_output, suffix));
                            }};
+    t.import_image = [this](const std::string& path, const std::string& mode) {
+      if (!replay_import_started_) {
+        request_import(path, parse_import_mode(mode));
+        replay_import_started_ = true;
+        return false;
+      }
+      if (importing()) return false;
+      replay_import_started_ = false;
+      return true;
+    };
+    t.history_size = [this] { return frames_.size(); };
+    t.select_history = [this](size_t i) { restore_history(static_cast<int>(i)); };
+    t.export_history = [this](size_t i, const std::string& suffix) {
+      SPRINT_CHECK(!options_.save_output.empty(), "replay event export_history needs --save-output");
+      SPRINT_CHECK(i < frames_.size(), "history has ", frames_.size(), " frames; there is no frame ", i);
+      export_frame(frames_[i].frame, with_suffix(options_.save_output, suffix));
+    };
     try {
       replay_->advance(dt_s, t);
     } catch (const std::exception& e) {
@@ -323,10 +628,14 @@ void Studio::frame(double now_s, double dt_s) {
   draw_layout(events);
   final |= events.pen_up;
   refresh_canvas();  // mouse edits
-  submit_if_changed(final);
+  submit_if_changed(final, t_input);
+  update_history(t_input);
+  hud_.photon_p50_ms = hud_photon_ms_.percentile(50);
+  hud_.photon_p99_ms = hud_photon_ms_.percentile(99);
 
   if (finishing_ || exit_code_) return;
   if (options_.frames > 0 && frame_count_ >= static_cast<uint64_t>(options_.frames)) finishing_ = true;
+  if (options_.bench_frames > 0 && ui_frame_ms_.size() >= static_cast<size_t>(options_.bench_frames)) finishing_ = true;
   if (replay_ && options_.exit_after_replay && replay_->done() && input_shown()) finishing_ = true;
   if (headless && now_s - start_s_ > options_.timeout_s) {
     std::fprintf(stderr, "sprint-studio: timed out after %.0f s (replay at event %zu of %zu)\n", options_.timeout_s,
@@ -336,6 +645,13 @@ void Studio::frame(double now_s, double dt_s) {
 }
 
 void Studio::after_render(int framebuffer_w, int framebuffer_h) {
+  // The frame uploaded this UI frame is in the back buffer now; it is on screen with this swap.
+  if (displayed_key_) {
+    const size_t done = photon_.displayed(*displayed_key_, mono_s());
+    const auto& all = photon_.latency_ms().samples();
+    for (size_t i = all.size() - std::min(done, all.size()); i < all.size(); ++i) hud_photon_ms_.push(all[i]);
+    displayed_key_.reset();
+  }
   if (!finishing_ || exit_code_) return;
   try {
     if (!options_.screenshot.empty()) take_screenshot(framebuffer_w, framebuffer_h);
@@ -354,27 +670,37 @@ void Studio::after_render(int framebuffer_w, int framebuffer_h) {
   }
 }
 
-void Studio::save_output_png(const std::string& path) {
-  SPRINT_CHECK(!output_rgb_.empty(), "no generated frame to save yet (", path, ")");
-  auto pixels = torch::from_blob(output_rgb_.data(), {output_h_, output_w_, 3}, torch::kUInt8).clone();
-  const LiveSettings& s = output_key_.settings;
+void Studio::print_report() const {
+  std::printf("%s\n", frame_report(ui_frame_ms_, photon_.latency_ms()).c_str());
+  std::printf("generated: %zu frames  p50 %.1f ms  p99 %.1f ms  (%llu requests at full steps, %llu drafts)  "
+              "input-to-photon p99 %.1f ms over %zu inputs\n",
+              gen_frame_ms_.size(), gen_frame_ms_.percentile(50), gen_frame_ms_.percentile(99),
+              static_cast<unsigned long long>(refined_), static_cast<unsigned long long>(drafts_),
+              photon_.latency_ms().percentile(99), photon_.latency_ms().size());
+  std::fflush(stdout);
+}
+
+void Studio::export_frame(const ShownFrame& f, const std::string& path) {
+  SPRINT_CHECK(!f.rgb.empty(), "no generated frame to save yet (", path, ")");
+  auto pixels = torch::from_blob(const_cast<uint8_t*>(f.rgb.data()), {f.height, f.width, 3}, torch::kUInt8).clone();
+  const LiveSettings& s = f.key.settings;
   GenerationSettings saved;
   saved.prompt = s.prompt;
   saved.seed = s.seed;
   saved.steps = s.steps;
   saved.guidance = s.guidance;
-  saved.width = output_w_;
-  saved.height = output_h_;
+  saved.width = f.width;
+  saved.height = f.height;
   saved.model_path = fs::absolute(options_.model).lexically_normal().string();
   saved.software = "Sprint Studio sprint-studio";
-  if (info_ && info_->has_controlnet) {
+  if (info_ && info_->has_controlnet && f.canvas) {
     saved.control_scale = s.control_scale;
     saved.thickness = s.thickness;
-    // The sketch next to it, so `sprint-generate --from` can re-run the frame (exact when the canvas has not
-    // changed since the frame was made, which holds at the end of a replay).
+    // The sketch this frame was made from (at the sketch canvas size), so `sprint-generate --from` re-runs the frame
+    // exactly whatever was drawn since.
     const std::string sketch = with_suffix(path, "sketch");
-    const auto& c = raster_.canvas();
-    write_png(sketch, torch::from_blob(const_cast<uint8_t*>(c.pixels.data()), {c.height, c.width, 1}, torch::kUInt8));
+    write_png(sketch, torch::from_blob(const_cast<uint8_t*>(f.canvas->data()), {f.canvas_height, f.canvas_width, 1},
+                                       torch::kUInt8));
     saved.sketch = fs::absolute(sketch).lexically_normal().string();
   }
   write_png(path, pixels, saved.to_png_text());

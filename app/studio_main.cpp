@@ -2,6 +2,11 @@
 //
 //   sprint-studio [--model DIR] [--device auto|cpu|cuda] [--size 1024x1024]
 //   sprint-studio --replay events.json --screenshot shot.png --save-output out.png --exit-after-replay
+//   sprint-studio --import drawing.png            start from a PNG (sketch, flat picture or photo)
+//   sprint-studio --bench-frames 600              scripted strokes for 600 UI frames, then the timing report
+//
+// At exit it prints "frames: N  p50 X ms  p99 Y ms  input-to-photon p50 Z ms" (UI frame time and the time from an
+// input that changed the canvas or the settings to the first displayed frame showing it) on stdout.
 //
 // The main loop follows imgui's example_glfw_opengl3 (style.md P9); everything app-specific is in Studio.
 #include <CLI/CLI.hpp>
@@ -28,6 +33,13 @@ namespace {
 
 constexpr double kMaxUiFps = 60.0;  // without vsync (e.g. under Xvfb) the loop would spin a core we need for the model
 constexpr double kIdleWaitS = 0.1;  // nothing happening: wake at least this often (spinner, results)
+
+Studio* g_studio = nullptr;  // for the drop callback (GLFW callbacks carry no user data but the window's)
+
+// Files dropped on the window are imported as the starting sketch (the first PNG of them).
+void glfw_drop(GLFWwindow*, int count, const char** paths) {
+  if (g_studio && count > 0) g_studio->request_import(paths[0], ImportMode::Auto);
+}
 
 void glfw_error(int code, const char* description) { std::fprintf(stderr, "sprint-studio: GLFW error %d: %s\n", code, description); }
 
@@ -100,6 +112,8 @@ int run(const StudioOptions& options, int threads, int win_w, int win_h, const s
   {
     Studio studio(options, [] { glfwPostEmptyEvent(); });
     studio.set_fonts(mono_font);
+    g_studio = &studio;
+    glfwSetDropCallback(window, glfw_drop);
     try {
       studio.init_gl();
       auto last = std::chrono::steady_clock::now();
@@ -138,6 +152,9 @@ int run(const StudioOptions& options, int threads, int win_w, int win_h, const s
       std::fprintf(stderr, "sprint-studio: error: %s\n", e.what());
       code = 1;
     }
+    studio.print_report();
+    glfwSetDropCallback(window, nullptr);
+    g_studio = nullptr;
     studio.shutdown_gl();
   }  // joins the worker before GL and GLFW go away
 
@@ -162,9 +179,12 @@ int main(int argc, char** argv) {
   CLI::App app{"sprint-studio: live sketch-to-image with SANA-Sprint + ControlNet"};
   app.add_option("--model", o.model, "model folder in diffusers layout (with controlnet/ for sketches)")->capture_default_str();
   app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  app.add_option("--size", o.size, "canvas and generation size WIDTHxHEIGHT (default: the model's)");
+  app.add_option("--size", o.size,
+                 "generation size WIDTHxHEIGHT (default: the model's); the sketch canvas has this size, or the model's "
+                 "sketch_canvas (sprint_pipeline.json) on its longer side");
   app.add_option("--prompt", o.prompt, "initial prompt")->capture_default_str();
   app.add_option("--seed", o.seed, "initial seed")->capture_default_str();
+  app.add_option("--steps", o.steps, "initial sampling steps")->capture_default_str()->check(CLI::Range(1, 4));
   app.add_option("--replay", o.replay, "play recorded input events (JSON) after the model has loaded");
   app.add_option("--screenshot", o.screenshot, "write a PNG of the window when the run ends");
   app.add_option("--save-output", o.save_output, "write the last generated frame (PNG with settings) when the run ends");
@@ -175,8 +195,29 @@ int main(int argc, char** argv) {
   app.add_option("--shaders", o.shaders, "folder with the GLSL files")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads for the model (0 = all cores but one, or $SPRINT_THREADS)")->capture_default_str();
   app.add_option("--window", window, "window size WIDTHxHEIGHT")->capture_default_str();
+  app.add_option("--import", o.import_path, "PNG to start from: a sketch, a flat picture or a photo (File > Import image)");
+  app.add_option("--import-mode", o.import_mode, "how --import reads the picture: auto, sketch, picture or photo")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "sketch", "picture", "photo"}));
+  app.add_option("--hed", o.hed, "HED weights (safetensors) for importing photos; without them an OpenCV soft-edge "
+                                 "detector is used");
+  app.add_option("--history", o.history_size, "frames kept in the history strip")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("--bench-frames", o.bench_frames,
+                 "draw scripted strokes (or play --replay) and exit after this many UI frames with the timing report")
+      ->capture_default_str();
+  bool no_adaptive = false;
+  app.add_flag("--no-adaptive-steps", no_adaptive, "never draft with fewer steps while drawing");
+  app.add_option("--frame-budget-ms", o.pacing.budget_ms,
+                 "adaptive pacing: frames slower than this (at the chosen steps) draft while drawing")
+      ->capture_default_str();
+  app.add_option("--drawing-steps", o.pacing.drawing_steps, "adaptive pacing: steps of a draft")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4));
+  app.add_option("--pause", o.pacing.pause_s, "adaptive pacing: seconds without input before refining")
+      ->capture_default_str();
   app.add_option("--font", font, "UI font (TTF)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  o.pacing.enabled = !no_adaptive;
   char x = 0;
   if (std::sscanf(window.c_str(), "%d%c%d", &win_w, &x, &win_h) != 3 || win_w <= 0 || win_h <= 0) {
     std::fprintf(stderr, "sprint-studio: --window '%s': expected WIDTHxHEIGHT\n", window.c_str());

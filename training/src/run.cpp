@@ -293,8 +293,12 @@ void Progress::update(int64_t step, const std::map<std::string, double>& shown) 
   const double rate = el > 0 ? (step - first_) / el : 0;
   const double eta = rate > 0 ? (total_ - step) / rate : NAN;
   const int width = 24;
-  const int fill = total_ > 0 ? static_cast<int>(width * std::min<double>(1.0, double(step) / total_)) : 0;
-  std::string bar = "[" + std::string(fill, '#') + std::string(width - fill, '.') + "]";
+  const double frac = total_ > 0 ? std::clamp(double(step) / total_, 0.0, 1.0) : 0.0;
+  const size_t fill = static_cast<size_t>(width * frac);
+  std::string bar(static_cast<size_t>(width) + 2, '.');
+  bar.front() = '[';
+  bar.back() = ']';
+  for (size_t i = 0; i < fill; ++i) bar[i + 1] = '#';
   char head[160];
   std::snprintf(head, sizeof head, "%s %lld/%lld  %.2f it/s  ETA %s", bar.c_str(), (long long)step, (long long)total_,
                 rate, format_duration(eta).c_str());

@@ -17,6 +17,19 @@ void section(const char* title) {
 
 }  // namespace
 
+bool draw_import_row(ControlsState& s, bool importing) {
+  static const char* kModes[] = {"auto", "sketch (dark lines)", "picture (flat colours)", "photo (edges)"};
+  ImGui::InputTextWithHint("##import_path", "PNG path (or drop a file on the window)", &s.import_path);
+  ImGui::PushItemWidth(ImGui::GetContentRegionAvail().x * 0.6f);
+  ImGui::Combo("##import_mode", &s.import_mode, kModes, IM_ARRAYSIZE(kModes));
+  ImGui::PopItemWidth();
+  ImGui::SameLine();
+  ImGui::BeginDisabled(importing || s.import_path.empty());
+  const bool go = ImGui::Button(importing ? "Importing..." : "Import", ImVec2(-1, 0));
+  ImGui::EndDisabled();
+  return go;
+}
+
 ControlsActions draw_controls_panel(ControlsState& s, const ControlsInfo& info) {
   ControlsActions a;
   ImGui::PushItemWidth(-1);
@@ -37,6 +50,9 @@ ControlsActions draw_controls_panel(ControlsState& s, const ControlsInfo& info) 
   } else {
     ImGui::TextDisabled("model has no controlnet/: text only");
   }
+  ImGui::Checkbox("Fast drafts while drawing", &s.adaptive_steps);
+  if (ImGui::IsItemHovered())
+    ImGui::SetTooltip("When a frame takes longer than the budget, draw with 1 step and refine on pause");
 
   section("Seed");
   ImGui::PushItemWidth(ImGui::GetContentRegionAvail().x * 0.45f);
@@ -68,9 +84,14 @@ ControlsActions draw_controls_panel(ControlsState& s, const ControlsInfo& info) 
   ImGui::Checkbox("Show condition map", &s.show_condition);
   a.save_output = ImGui::Button("Save output PNG", ImVec2(-1, 0));
 
+  section("Import image");
+  a.import_image = draw_import_row(s, info.importing);
+
   section("Model");
   ImGui::TextWrapped("%s", info.model);
   ImGui::Text("%d x %d", info.width, info.height);
+  if (info.canvas_width > 0 && (info.canvas_width != info.width || info.canvas_height != info.height))
+    ImGui::TextDisabled("sketch canvas %d x %d", info.canvas_width, info.canvas_height);
   ImGui::TextWrapped("%s", info.device);
   if (info.error && *info.error) {
     ImGui::Spacing();

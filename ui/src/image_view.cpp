@@ -22,11 +22,12 @@ void draw_spinner(ImDrawList* dl, ImVec2 centre, float radius, double t) {
 }
 
 // Four lines: headline latency and rate, the per-stage split, and the live-loop counters.
-constexpr int kHudLines = 4;
+constexpr int kHudLines = 5;
 
 void draw_hud(ImDrawList* dl, ImVec2 at, const LatencyHud& h) {
   char lines[kHudLines][128];
-  std::snprintf(lines[0], sizeof lines[0], "%.1f ms/frame   %.1f frames/s", h.total_ms, h.gen_fps);
+  std::snprintf(lines[0], sizeof lines[0], "%.1f ms/frame   %.1f frames/s%s", h.total_ms, h.gen_fps,
+                h.draft_steps > 0 ? "   (drafting while drawing)" : "");
   std::snprintf(lines[1], sizeof lines[1], "tokenize %.1f  text %.1f%s  scribble %.1f  condition %.1f%s", h.tokenize_ms,
                 h.text_encoder_ms, h.prompt_cached ? "*" : "", h.scribble_ms, h.condition_ms, h.condition_cached ? "*" : "");
   std::snprintf(lines[2], sizeof lines[2], "transformer %.1f  decode %.1f  upload %.1f   (ms, * cached)", h.transformer_ms,
@@ -34,6 +35,8 @@ void draw_hud(ImDrawList* dl, ImVec2 at, const LatencyHud& h) {
   std::snprintf(lines[3], sizeof lines[3], "UI %.1f ms   done %llu  dropped %llu  skipped %llu", h.frame_ms,
                 static_cast<unsigned long long>(h.frames), static_cast<unsigned long long>(h.dropped),
                 static_cast<unsigned long long>(h.skipped));
+  std::snprintf(lines[4], sizeof lines[4], "UI p50 %.1f p99 %.1f   input-to-photon p50 %.0f p99 %.0f ms%s", h.ui_p50_ms,
+                h.ui_p99_ms, h.photon_p50_ms, h.photon_p99_ms, h.draft_steps > 0 ? "   drafts" : "");
   const float lh = ImGui::GetTextLineHeight();
   float w = 0;
   for (const auto& l : lines) w = std::max(w, ImGui::CalcTextSize(l).x);

@@ -68,21 +68,37 @@ bool StrokeHistory::redo() {
 
 void StrokeHistory::clear() {
   if (active_.has_value) cancel_stroke();
-  if (visible().empty()) return;
+  if (visible().empty() && !background()) return;
   Entry e;
   e.is_clear = true;
   push(std::move(e));
   ++revision_, ++structure_;
 }
 
-std::vector<const Stroke*> StrokeHistory::visible() const {
-  size_t first = 0;
+void StrokeHistory::import_picture(std::shared_ptr<const Canvas> picture) {
+  assert(picture && "import_picture needs a picture");
+  if (active_.has_value) cancel_stroke();
+  Entry e;
+  e.is_clear = true;
+  e.picture = std::move(picture);
+  push(std::move(e));
+  ++revision_, ++structure_;
+}
+
+size_t StrokeHistory::first_visible() const {
   for (size_t i = cursor_; i-- > 0;) {
-    if (entries_[i].is_clear) {
-      first = i + 1;
-      break;
-    }
+    if (entries_[i].is_clear) return i + 1;
   }
+  return 0;
+}
+
+const Canvas* StrokeHistory::background() const {
+  const size_t first = first_visible();
+  return first > 0 ? entries_[first - 1].picture.get() : nullptr;
+}
+
+std::vector<const Stroke*> StrokeHistory::visible() const {
+  const size_t first = first_visible();
   std::vector<const Stroke*> out;
   out.reserve(cursor_ - first);
   for (size_t i = first; i < cursor_; ++i) out.push_back(&entries_[i].stroke);
@@ -149,7 +165,20 @@ bool CanvasRaster::sync(const StrokeHistory& history) {
   const auto visible = history.visible();
   const Stroke* active = history.active();
   if (history.structure_version() != seen_structure_ || visible.size() < committed_drawn_) {
-    std::memset(canvas_.pixels.data(), 255, canvas_.pixels.size());
+    const Canvas* bg = history.background();
+    if (!bg) {
+      std::memset(canvas_.pixels.data(), 255, canvas_.pixels.size());
+    } else if (bg->width == canvas_.width && bg->height == canvas_.height) {
+      canvas_.pixels = bg->pixels;
+    } else {
+      for (int y = 0; y < canvas_.height; ++y) {
+        const int sy = std::min(bg->height - 1, static_cast<int>((y + 0.5) * bg->height / canvas_.height));
+        for (int x = 0; x < canvas_.width; ++x) {
+          const int sx = std::min(bg->width - 1, static_cast<int>((x + 0.5) * bg->width / canvas_.width));
+          canvas_.pixels[static_cast<size_t>(y) * canvas_.width + x] = bg->pixels[static_cast<size_t>(sy) * bg->width + sx];
+        }
+      }
+    }
     for (const Stroke* s : visible) paint_stroke(canvas_, *s);
     committed_drawn_ = visible.size();
     active_drawn_ = 0;

@@ -19,6 +19,9 @@ struct ControlsState {
   int thickness = 2;           // scribble thickness, 0-4 in the UI (the Sana demo's range is 1-4)
   BrushSettings brush;
   bool show_condition = false; // canvas pane shows the condition map the model sees
+  bool adaptive_steps = true;  // drafts with fewer steps while drawing when frames are over budget
+  std::string import_path;     // Import image: PNG path
+  int import_mode = 0;         // 0 auto, 1 sketch, 2 picture, 3 photo (ImportMode order)
 };
 
 // Facts shown read-only.
@@ -29,6 +32,8 @@ struct ControlsInfo {
   bool has_controlnet = true;
   bool can_undo = false, can_redo = false;
   const char* error = "";  // last worker error, shown in red when non-empty
+  bool importing = false;  // an import is running
+  int canvas_width = 0, canvas_height = 0;  // sketch canvas (may differ from the generation size)
 };
 
 struct ControlsActions {
@@ -36,7 +41,11 @@ struct ControlsActions {
   bool undo = false, redo = false, clear = false;
   bool randomise_seed = false;
   bool save_output = false;
+  bool import_image = false;  // import state.import_path with state.import_mode
 };
+
+// The import row (path field, mode, button); also used by the File > Import image popup. Returns true on "Import".
+bool draw_import_row(ControlsState& state, bool importing);
 
 ControlsActions draw_controls_panel(ControlsState& state, const ControlsInfo& info);
 

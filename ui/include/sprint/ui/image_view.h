@@ -17,6 +17,10 @@ struct LatencyHud {
   double frame_ms = 0;       // UI frame time
   double last_result_s = -1; // time of the last finished frame (ImGui time base), for the rate
   uint64_t frames = 0, dropped = 0, skipped = 0;
+  // Frame timing over the recent frames (app: sprint/app/frame_stats.h).
+  double ui_p50_ms = 0, ui_p99_ms = 0;          // UI frame time
+  double photon_p50_ms = 0, photon_p99_ms = 0;  // input-to-photon latency
+  int draft_steps = 0;                          // > 0: adaptive pacing draws drafts with this many steps
 };
 
 constexpr double kHudEmaAlpha = 0.15;  // weight of the newest sample in the moving averages

@@ -1,13 +1,14 @@
 // Strokes as vectors, an undo/redo history over them, and their rasterisation into the uint8 sketch canvas.
 // Plain classes with no GL or ImGui: the canvas widget, the replay player and the unit tests drive the same code.
 //
-// The history is a list of entries (a stroke or a "clear") with a cursor; what is visible is everything after the
-// last clear before the cursor. Undo/redo move the cursor; a new stroke or clear drops the redo tail. Clear is
-// undoable like a stroke.
+// The history is a list of entries (a stroke, a "clear" or an imported picture) with a cursor; what is visible is
+// everything after the last clear or import before the cursor, over that import's picture. Undo/redo move the
+// cursor; a new stroke, clear or import drops the redo tail. Clear and import are undoable like a stroke.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace sprint::ui {
@@ -22,6 +23,8 @@ struct Stroke {
   bool eraser = false;
 };
 
+struct Canvas;
+
 class StrokeHistory {
  public:
   // Pen down / move / up. extend_stroke and end_stroke without an active stroke are programmer errors (asserted).
@@ -33,12 +36,16 @@ class StrokeHistory {
   bool undo();   // false when there is nothing to undo (or a stroke is being drawn)
   bool redo();
   void clear();  // undoable; a no-op on an empty canvas
+  // Replaces what the canvas shows by `picture` (a whole canvas, e.g. an imported image turned into pen lines); the
+  // user keeps drawing over it. One undoable step. An active stroke is cancelled first. `picture` must be non-null.
+  void import_picture(std::shared_ptr<const Canvas> picture);
 
   bool can_undo() const;
   bool can_redo() const;
   bool drawing() const { return active_.has_value; }
   const Stroke* active() const { return active_.has_value ? &active_.stroke : nullptr; }
   std::vector<const Stroke*> visible() const;  // committed strokes on the canvas, oldest first
+  const Canvas* background() const;            // the imported picture under them, or nullptr (paper)
 
   // Bumps on every change of what the canvas shows (points added, commits, undo, redo, clear, cancel): the exact
   // dirty flag for the condition map.
@@ -53,9 +60,11 @@ class StrokeHistory {
 
  private:
   struct Entry {
-    bool is_clear = false;
+    bool is_clear = false;                   // a clear or an import: nothing before it is visible
+    std::shared_ptr<const Canvas> picture;   // an import (is_clear is set too)
     Stroke stroke;
   };
+  size_t first_visible() const;  // index after the last clear/import before the cursor
   struct Active {
     bool has_value = false;
     Stroke stroke;
@@ -78,7 +87,8 @@ struct Canvas {
 // condition map thresholds at luma 128 anyway. Painting the same stroke twice gives the same pixels.
 void paint_stroke(Canvas& canvas, const Stroke& stroke, size_t first_point = 0);
 
-// Keeps a Canvas in step with a StrokeHistory, drawing only what changed when it can.
+// Keeps a Canvas in step with a StrokeHistory, drawing only what changed when it can. An imported picture whose size
+// differs from the canvas is drawn scaled (nearest neighbour).
 class CanvasRaster {
  public:
   void resize(int width, int height);  // clears and forces a full redraw
