@@ -12,28 +12,7 @@ set -u
 studio=$1 replay=$2 out=$3
 shift 3
 
-# Prefer a private Xvfb (no window pops up on a desktop); fall back to the current display.
-if command -v Xvfb >/dev/null 2>&1; then
-  # A free display number (no lock file), starting from one derived from our pid so parallel runs spread out.
-  n=$((100 + $$ % 400))
-  while [[ -e "/tmp/.X${n}-lock" || -e "/tmp/.X11-unix/X${n}" ]]; do n=$((n + 1)); done
-  display=":$n"
-  Xvfb "$display" -screen 0 1600x900x24 -nolisten tcp >/dev/null 2>&1 &
-  xvfb_pid=$!
-  trap 'kill "$xvfb_pid" 2>/dev/null; wait "$xvfb_pid" 2>/dev/null' EXIT
-  for _ in $(seq 50); do
-    [[ -e "/tmp/.X11-unix/X${display#:}" ]] && break
-    sleep 0.1
-  done
-  if ! kill -0 "$xvfb_pid" 2>/dev/null; then
-    echo "SKIP: Xvfb failed to start on $display"
-    exit 77
-  fi
-  export DISPLAY=$display
-elif [[ -z "${DISPLAY:-}" ]]; then
-  echo "SKIP: Xvfb is not installed (apt-get install xvfb) and no DISPLAY is set"
-  exit 77
-fi
+source "$(dirname "$0")/xvfb.sh"
 
 rm -rf "$out" && mkdir -p "$out"
 "$studio" --replay "$replay" --screenshot "$out/screenshot.png" --save-output "$out/output.png" \
@@ -44,41 +23,10 @@ if [[ $rc -ne 0 ]]; then
   exit 1
 fi
 
-python3 - "$out" <<'PY'
+python3 - "$out" "$(dirname "$0")" <<'PY'
 import struct, sys, zlib, os
-
-def pixels(path):
-    """(width, height, channels, raw scanlines) of an 8-bit PNG; the raw data is compared as a whole."""
-    data = open(path, "rb").read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path}: not a PNG"
-    pos, idat, w = 8, b"", None
-    while pos < len(data):
-        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + n]
-        if kind == b"IHDR":
-            w, h, depth, color = struct.unpack(">IIBB", body[:10])
-            channels = {0: 1, 2: 3, 4: 2, 6: 4}[color]
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + n
-    raw = zlib.decompress(idat)
-    # Undo the per-row filters so equal images compare equal however they were encoded.
-    stride, out, prev = w * channels, bytearray(), bytearray(w * channels)
-    for y in range(h):
-        f, row = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = row[i - channels] if i >= channels else 0
-            b, c = prev[i], (prev[i - channels] if i >= channels else 0)
-            if f == 1: row[i] = (row[i] + a) & 255
-            elif f == 2: row[i] = (row[i] + b) & 255
-            elif f == 3: row[i] = (row[i] + (a + b) // 2) & 255
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                row[i] = (row[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        out += row
-        prev = row
-    return w, h, channels, bytes(out)
+sys.path.insert(0, sys.argv[2])
+from pngcheck import pixels
 
 out = sys.argv[1]
 ok = True

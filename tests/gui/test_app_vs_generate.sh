@@ -17,26 +17,7 @@ set -u
 studio=$1 generate=$2 model=$3 out=$4 sketch_canvas=${5:-0}
 here=$(cd "$(dirname "$0")" && pwd)
 
-if command -v Xvfb >/dev/null 2>&1; then
-  n=$((100 + $$ % 400))
-  while [[ -e "/tmp/.X${n}-lock" || -e "/tmp/.X11-unix/X${n}" ]]; do n=$((n + 1)); done
-  display=":$n"
-  Xvfb "$display" -screen 0 1600x900x24 -nolisten tcp >/dev/null 2>&1 &
-  xvfb_pid=$!
-  trap 'kill "$xvfb_pid" 2>/dev/null; wait "$xvfb_pid" 2>/dev/null' EXIT
-  for _ in $(seq 50); do
-    [[ -e "/tmp/.X11-unix/X${display#:}" ]] && break
-    sleep 0.1
-  done
-  if ! kill -0 "$xvfb_pid" 2>/dev/null; then
-    echo "SKIP: Xvfb failed to start on $display"
-    exit 77
-  fi
-  export DISPLAY=$display
-elif [[ -z "${DISPLAY:-}" ]]; then
-  echo "SKIP: Xvfb is not installed (apt-get install xvfb) and no DISPLAY is set"
-  exit 77
-fi
+source "$(dirname "$0")/xvfb.sh"
 
 rm -rf "$out" && mkdir -p "$out"
 if [[ "$sketch_canvas" != 0 ]]; then
