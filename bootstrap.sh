@@ -94,11 +94,17 @@ case "$cmd" in
   generate)
     install_apt; install_python; configure_and_build
     if [ $# -eq 0 ]; then
-      # Until the bundled default model (assets/) exists, generate with the tiny random-weight pipeline shipped
-      # with the parity fixtures (it exercises every stage; the picture is noise).
       mkdir -p "$here/out"
-      set -- --model "$here/tests/fixtures/pipeline/tiny_pipeline" --prompt "a red fox in the snow" \
-             --size 256x256 --steps 2 --seed 0 --out "$here/out/sprint.png"
+      if [ -f "$here/assets/models/sprint-emoji-64/model_index.json" ]; then
+        # The bundled model on one of the sample sketches.
+        set -- --model "$here/assets/models/sprint-emoji-64" --prompt "red apple" \
+               --sketch "$here/assets/sketches/apple.png" --steps 1 --seed 0 --out "$here/out/sprint.png"
+      else
+        # Before the bundled model is built (./bootstrap.sh model): the tiny random-weight pipeline of the parity
+        # fixtures (it exercises every stage; the picture is noise).
+        set -- --model "$here/tests/fixtures/pipeline/tiny_pipeline" --prompt "a red fox in the snow" \
+               --size 256x256 --steps 2 --seed 0 --out "$here/out/sprint.png"
+      fi
     fi
     exec "$build/bin/sprint-generate" "$@"
     ;;

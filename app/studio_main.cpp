@@ -170,7 +170,9 @@ int run(const StudioOptions& options, int threads, int win_w, int win_h, const s
 
 int main(int argc, char** argv) {
   StudioOptions o;
-  o.model = SPRINT_DEFAULT_MODEL_DIR;
+  // The bundled model when it has been built (./bootstrap.sh model), else the tiny test pipeline (noise).
+  const bool bundled = std::filesystem::exists(std::string(SPRINT_BUNDLED_MODEL_DIR) + "/model_index.json");
+  o.model = bundled ? SPRINT_BUNDLED_MODEL_DIR : SPRINT_TEST_MODEL_DIR;
   o.shaders = SPRINT_SHADER_DIR;
   int threads = 0, win_w = 1600, win_h = 900;
   std::string window = "1600x900";
