@@ -27,35 +27,36 @@ int run_autoencoder(const CommandLine& cl) {
   cfg.finish();
 
   const int threads = setup_threads(s.threads);
-  RunFolder run(s.out, cl.resume);
+  auto dist = start_distributed(s, "autoencoder");
+  const int64_t local_batch = dist.local_batch(s.batch), first_row = dist.first_row(s.batch);
+  RunFolder run(s.out, cl.resume, dist.is_main());
   record_config(run, cfg, cl.resume);
   auto data = ImageCaptionDataset::load(s.data_dir, "train", s.data_limit);
   auto held = ImageCaptionDataset::load(s.data_dir, "heldout", 0);
 
   AutoencoderDC vae(vc);
   init_parameters(*vae, static_cast<uint64_t>(s.seed), 1.0);
-  auto opt = make_adamw(trainable(*vae), s);
   auto gen = make_generator(static_cast<uint64_t>(s.seed) + 17);
-  std::unique_ptr<Ema> ema;
-  if (s.ema_decay > 0) ema = std::make_unique<Ema>(*vae, s.ema_decay);
-
   CheckpointContents state;
-  state.modules["vae"] = vae.ptr().get();
-  state.optimizers["vae"] = opt.get();
   state.generators["data"] = &gen;
-  if (ema) state.emas["vae"] = ema.get();
+  auto trainee = add_trainee(state, "vae", *vae, s);
+  auto* opt = trainee.opt.get();
+  auto* ema = trainee.ema.get();
   int64_t start = cl.resume ? run.load_latest(state) : 0;
+  check_replicas(dist, state, start, data.size());
   std::cerr << "autoencoder: " << count_params(*vae) << " parameters, f" << vc.spatial_compression() << "c"
             << vc.latent_channels << ", " << data.size() << " training pictures, " << threads << " threads, steps "
             << start << " -> " << s.steps << "\n";
 
   LoopHooks hooks;
+  hooks.dist = &dist;
   hooks.plot_terms = {"loss", "l1", "mse", "latent_rms", "grad_norm"};
   hooks.step = [&](int64_t step) {
     vae->train();
     set_lr(*opt, s.lr, step, s.warmup_steps);
-    auto b = make_batch(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), s.resolution,
-                        gen, s.aug, false, s.edges);
+    // This rank's rows of the global batch (all of it in a single process); the generator advances as for all rows.
+    auto b = make_batch_rows(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), first_row,
+                             local_batch, s.resolution, gen, s.aug, false, s.edges);
     auto z = vae->encode(b.images);
     auto rec = vae->decode(z);
     auto l1 = (rec - b.images).abs().mean();
@@ -64,7 +65,8 @@ int run_autoencoder(const CommandLine& cl) {
     auto loss = l1_weight * l1 + mse_weight * mse + latent_l2 * zl2;
     opt->zero_grad();
     loss.backward();
-    const double gnorm = clip_gradients(trainable(*vae), s.grad_clip);
+    dist.average_gradients(trainee.params);  // the global batch's gradient on every rank (no-op single-process)
+    const double gnorm = clip_gradients(trainee.params, s.grad_clip);
     check_finite(step + 1, {{"loss", loss.item<double>()}, {"grad_norm", gnorm}});
     opt->step();
     if (ema) ema->update(*vae);
@@ -83,6 +85,7 @@ int run_autoencoder(const CommandLine& cl) {
     save_image_grid(file, torch::cat({b.images, rec}, 0), static_cast<int64_t>(idx.size()), 4);
   };
   run_loop(run, state, s, start, hooks);
+  if (!run.writer()) return 0;  // data parallel: rank 0 publishes
 
   // Publish: EMA weights if any, scaling factor from the latent std of the training split.
   if (ema) ema->copy_to(*vae);

@@ -49,7 +49,9 @@ int run_classifier(const CommandLine& cl) {
   cfg.finish();
 
   const int threads = setup_threads(s.threads);
-  RunFolder run(s.out, cl.resume);
+  auto dist = start_distributed(s, "classifier");
+  const int64_t local_batch = dist.local_batch(s.batch), first_row = dist.first_row(s.batch);
+  RunFolder run(s.out, cl.resume, dist.is_main());
   record_config(run, cfg, cl.resume);
   auto data = ImageCaptionDataset::load(s.data_dir, "train", s.data_limit);
   auto held = ImageCaptionDataset::load(s.data_dir, "heldout", 0);
@@ -58,35 +60,35 @@ int run_classifier(const CommandLine& cl) {
 
   FeatureNet net(nc);
   init_parameters(*net, static_cast<uint64_t>(s.seed), 1.0);
-  auto opt = make_adamw(trainable(*net), s);
   auto gen = make_generator(static_cast<uint64_t>(s.seed) + 17);
-  std::unique_ptr<Ema> ema;
-  if (s.ema_decay > 0) ema = std::make_unique<Ema>(*net, s.ema_decay);
-
   CheckpointContents state;
-  state.modules["feature_net"] = net.ptr().get();
-  state.optimizers["feature_net"] = opt.get();
   state.generators["data"] = &gen;
-  if (ema) state.emas["feature_net"] = ema.get();
+  auto trainee = add_trainee(state, "feature_net", *net, s);
+  auto* opt = trainee.opt.get();
+  auto* ema = trainee.ema.get();
   const int64_t start = cl.resume ? run.load_latest(state) : 0;
+  check_replicas(dist, state, start, data.size());
   std::cerr << "classifier: " << count_params(*net) << " parameters, " << nc.feature_dim() << "-d features, "
             << data.size() << " classes (training pictures), " << threads << " threads, steps " << start << " -> "
             << s.steps << "\n";
 
   LoopHooks hooks;
+  hooks.dist = &dist;
   hooks.plot_terms = {"loss", "accuracy", "grad_norm"};
   hooks.step = [&](int64_t step) {
     net->train();
     set_lr(*opt, s.lr, step, s.warmup_steps);
-    auto b = make_batch(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), s.resolution,
-                        gen, s.aug, false, s.edges);
+    // This rank's rows of the global batch (all of it in a single process).
+    auto b = make_batch_rows(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), first_row,
+                             local_batch, s.resolution, gen, s.aug, false, s.edges);
     auto labels = torch::tensor(b.indices, torch::kInt64);
     auto logits = net->forward(b.images);
     auto loss = torch::nn::functional::cross_entropy(
         logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing));
     opt->zero_grad();
     loss.backward();
-    const double gnorm = clip_gradients(trainable(*net), s.grad_clip);
+    dist.average_gradients(trainee.params);  // no-op single-process
+    const double gnorm = clip_gradients(trainee.params, s.grad_clip);
     check_finite(step + 1, {{"loss", loss.item<double>()}, {"grad_norm", gnorm}});
     opt->step();
     if (ema) ema->update(*net);
@@ -102,6 +104,7 @@ int run_classifier(const CommandLine& cl) {
     save_image_grid(file, b.images, 8, 2);
   };
   run_loop(run, state, s, start, hooks);
+  if (!run.writer()) return 0;  // data parallel: rank 0 publishes
 
   // Publish: EMA weights if any, then the accuracy figures described above.
   if (ema) ema->copy_to(*net);

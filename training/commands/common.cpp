@@ -51,7 +51,47 @@ CommonSettings read_common(ConfigFile& cfg) {
   s.edges.canvas = static_cast<int>(cfg.get_range("edges.canvas", int64_t{s.edges.canvas}, 16, 8192));
   s.edges.pen_width = static_cast<int>(cfg.get_range("edges.pen_width", int64_t{s.edges.pen_width}, 1, 64));
   s.edges.thickness = static_cast<int>(cfg.get_range("edges.thickness", int64_t{s.edges.thickness}, 0, 24));
+  s.dist_timeout_s = cfg.get_range("dist.timeout_s", s.dist_timeout_s, 1.0, 86400.0);
   return s;
+}
+
+Distributed start_distributed(const CommonSettings& s, const std::string& command) {
+  const auto env = DistributedEnv::from_process_env();
+  // Checked before connecting, so a bad batch fails at once instead of after the peers' rendezvous.
+  SPRINT_CHECK(s.batch % env.world == 0, "'batch' = ", s.batch, " is not a multiple of WORLD_SIZE = ", env.world,
+               ": 'batch' is the global batch, split evenly over the ranks");
+  auto dist = Distributed::connect(env, s.dist_timeout_s);
+  if (dist.active()) {
+    const int64_t local = dist.local_batch(s.batch);
+    std::cerr << command << ": data parallel (c10d Gloo), rank " << dist.rank() << " of " << dist.world()
+              << ", global batch " << s.batch << " = " << dist.world() << " x " << local << ", timeout "
+              << s.dist_timeout_s << " s" << (dist.is_main() ? "" : "; rank 0 writes the run folder") << "\n";
+  }
+  return dist;
+}
+
+void check_replicas(const Distributed& dist, const CheckpointContents& state, int64_t start, int64_t data_size) {
+  if (!dist.active()) return;
+  dist.expect_same(static_cast<double>(start), "the starting step (checkpoints/latest)");
+  dist.expect_same(static_cast<double>(data_size), "the number of training pictures");
+  torch::NoGradGuard ng;
+  double sum = 0;
+  for (const auto& [name, m] : state.modules)
+    for (const auto& p : m->parameters(true)) sum += p.detach().to(torch::kFloat64).abs().sum().item<double>();
+  dist.expect_same(sum, "the sum of |parameters| of the trained modules");
+}
+
+FlowSettings read_flow_settings(ConfigFile& cfg) {
+  FlowSettings f;
+  f.scheme = cfg.get_choice("flow.time", "logit_normal", {"logit_normal", "uniform"}) == "uniform"
+                 ? FlowTimeScheme::Uniform
+                 : FlowTimeScheme::LogitNormal;
+  f.mean = cfg.get_range("flow.mean", f.mean, -10.0, 10.0);
+  f.std = cfg.get_range("flow.std", f.std, 0.01, 10.0);
+  f.sample_steps = static_cast<int>(cfg.get_range("sample.steps", int64_t{f.sample_steps}, 1, 1000));
+  f.sample_guidance = cfg.get_range("sample.guidance", f.sample_guidance, 1.0, 30.0);
+  f.sample_count = cfg.get_range("sample.count", f.sample_count, 1, 64);
+  return f;
 }
 
 int setup_threads(int64_t threads) {
@@ -70,6 +110,18 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<torch::Tensor>
 void set_lr(torch::optim::Optimizer& opt, double lr, int64_t step, int64_t warmup) {
   const double f = warmup > 0 ? std::min(1.0, static_cast<double>(step + 1) / warmup) : 1.0;
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr * f);
+}
+
+Trainee add_trainee(CheckpointContents& state, const std::string& name, torch::nn::Module& module,
+                    const CommonSettings& s, double lr, bool with_ema, const std::string& optimizer_name) {
+  Trainee t;
+  t.params = trainable(module);
+  t.opt = make_adamw(t.params, s, lr);
+  if (with_ema && s.ema_decay > 0) t.ema = std::make_unique<Ema>(module, s.ema_decay);
+  state.modules[name] = &module;
+  state.optimizers[optimizer_name.empty() ? name : optimizer_name] = t.opt.get();
+  if (t.ema) state.emas[name] = t.ema.get();
+  return t;
 }
 
 std::vector<torch::Tensor> trainable(const torch::nn::Module& m) {
@@ -109,6 +161,7 @@ void init_parameters(torch::nn::Module& m, uint64_t seed, double norm_weight) {
 }
 
 void record_config(RunFolder& run, const ConfigFile& cfg, bool resume) {
+  if (!run.writer()) return;
   const std::string file = run.path("config.json");
   if (resume && fs::exists(file)) {
     std::ifstream in(file);
@@ -122,17 +175,19 @@ void record_config(RunFolder& run, const ConfigFile& cfg, bool resume) {
 
 void run_loop(RunFolder& run, CheckpointContents& state, const CommonSettings& s, int64_t start, LoopHooks& hooks) {
   Progress progress(start, s.steps, s.log_every);
+  const bool writer = run.writer();
   for (int64_t step = start; step < s.steps; ++step) {
     auto terms = hooks.step(step);
+    if (hooks.dist) terms = hooks.dist->average(terms);
     check_finite(step, terms);
     const int64_t done = step + 1;
     if (done % s.log_every == 0 || done == s.steps) run.log_metrics(done, terms);
     std::map<std::string, double> shown;
     for (const auto& k : hooks.plot_terms)
       if (terms.count(k)) shown[k] = terms[k];
-    progress.update(done, shown);
+    if (writer) progress.update(done, shown);
     const bool last = done == s.steps;
-    if (hooks.samples && (done % s.sample_every == 0 || last))
+    if (writer && hooks.samples && (done % s.sample_every == 0 || last))
       hooks.samples(done, run.path(str("samples/step-", std::string(7 - std::min<size_t>(7, std::to_string(done).size()), '0'),
                                        done, ".png")));
     if (done % s.ckpt_every == 0 || last) {
@@ -140,7 +195,7 @@ void run_loop(RunFolder& run, CheckpointContents& state, const CommonSettings& s
       run.plot_losses(hooks.plot_terms);
     }
   }
-  progress.finish();
+  if (writer) progress.finish();
 }
 
 }  // namespace sprint::training::cli

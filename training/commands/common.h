@@ -11,7 +11,9 @@
 
 #include "sprint/training/config_file.h"
 #include "sprint/training/data.h"
+#include "sprint/training/distributed.h"
 #include "sprint/training/run.h"
+#include "sprint/training/sampling.h"
 
 namespace sprint::training::cli {
 
@@ -30,11 +32,23 @@ struct CommonSettings {
   AugmentOptions aug;
   PictureEdgeOptions edges;
   bool smoke = false;  // CI smoke mode: tiny model, few steps (set by the command's --smoke handling)
+  double dist_timeout_s = 120;  // data parallel: a collective (or the rendezvous) fails after this many seconds
 };
 
 // Reads the common keys ("out", "steps", "batch", "seed", "threads", "log_every", "ckpt_every", "sample_every",
-// "optim.*", "grad_clip", "ema.decay", "data.*", "resolution", "augment.*", "edges.*").
+// "optim.*", "grad_clip", "ema.decay", "data.*", "resolution", "augment.*", "edges.*", "dist.timeout_s").
 CommonSettings read_common(ConfigFile& cfg);
+
+// Flow-matching time distribution ("flow.time" logit_normal | uniform, "flow.mean", "flow.std") and the sample-grid
+// keys ("sample.steps", "sample.guidance", "sample.count") of the flow-matching commands.
+struct FlowSettings {
+  FlowTimeScheme scheme = FlowTimeScheme::LogitNormal;
+  double mean = 0.0, std = 1.0;
+  int sample_steps = 16;
+  double sample_guidance = 4.5;
+  int64_t sample_count = 8;
+};
+FlowSettings read_flow_settings(ConfigFile& cfg);
 
 // Sets LibTorch's intra-op threads (threads <= 0: all cores) and returns the count.
 int setup_threads(int64_t threads);
@@ -44,6 +58,24 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<torch::Tensor>
                                                 double lr_override = 0);
 // Linear warm-up of the learning rate: lr * min(1, (step + 1) / warmup).
 void set_lr(torch::optim::Optimizer& opt, double lr, int64_t step, int64_t warmup);
+
+// Data parallel (sprint/training/distributed.h): joins the process group the RANK / WORLD_SIZE / MASTER_ADDR /
+// MASTER_PORT variables describe (a single process when WORLD_SIZE is unset or 1), with s.dist_timeout_s; checks
+// that the global `batch` splits evenly over the ranks and says so on stderr.
+Distributed start_distributed(const CommonSettings& s, const std::string& command);
+// After (re)loading: every rank must start from the same step, the same weights and the same data, else the run
+// would silently diverge. Compares them across ranks (no-op in a single process).
+void check_replicas(const Distributed& dist, const CheckpointContents& state, int64_t start, int64_t data_size);
+
+// A module being trained: its parameters, AdamW and optional EMA (s.ema_decay > 0 and with_ema), registered in
+// `state` so checkpoints carry them: the module under `name`, the optimiser under `optimizer_name` (default `name`).
+struct Trainee {
+  std::vector<torch::Tensor> params;
+  std::unique_ptr<torch::optim::AdamW> opt;
+  std::unique_ptr<Ema> ema;
+};
+Trainee add_trainee(CheckpointContents& state, const std::string& name, torch::nn::Module& module,
+                    const CommonSettings& s, double lr = 0, bool with_ema = true, const std::string& optimizer_name = "");
 
 // All parameters of a module that require grad.
 std::vector<torch::Tensor> trainable(const torch::nn::Module& m);
@@ -59,11 +91,15 @@ struct LoopHooks {
   std::function<std::map<std::string, double>(int64_t step)> step;
   std::function<void(int64_t step, const std::string& file)> samples;  // may be empty
   std::vector<std::string> plot_terms{"loss"};
+  // Data parallel: the logged terms are averaged over the ranks (the global batch's values); only the run folder's
+  // writer (rank 0) logs, draws samples and saves checkpoints. nullptr: a single process.
+  const Distributed* dist = nullptr;
 };
 // Runs steps [start, s.steps). Checkpoints every ckpt_every steps and at the end.
 void run_loop(RunFolder& run, CheckpointContents& state, const CommonSettings& s, int64_t start, LoopHooks& hooks);
 
 // Writes the effective config to out/config.json (not over an existing one when resuming, where it must match).
+// Nothing when `run` is not the writer (data-parallel ranks other than 0).
 void record_config(RunFolder& run, const ConfigFile& cfg, bool resume);
 
 }  // namespace sprint::training::cli

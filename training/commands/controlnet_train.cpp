@@ -29,25 +29,23 @@ int run_controlnet(const CommandLine& cl) {
   const int64_t layers = cfg.get_range("controlnet.num_layers", int64_t{3}, 1, 64);
   const auto injection = cfg.get_choice("controlnet.injection", "before_block", {"before_block", "after_block"});
   const double cscale = cfg.get_range("conditioning_scale", 1.0, 0.0, 10.0);
-  const auto time_scheme = cfg.get_choice("flow.time", "logit_normal", {"logit_normal", "uniform"});
-  const double time_mean = cfg.get_range("flow.mean", 0.0, -10.0, 10.0);
-  const double time_std = cfg.get_range("flow.std", 1.0, 0.01, 10.0);
-  const int sample_steps = static_cast<int>(cfg.get_range("sample.steps", int64_t{16}, 1, 1000));
-  const double sample_cfg = cfg.get_range("sample.guidance", 4.5, 1.0, 30.0);
-  const int64_t sample_count = cfg.get_range("sample.count", int64_t{8}, 1, 64);
+  const auto flow = read_flow_settings(cfg);
+  const int sample_steps = flow.sample_steps;
+  const double sample_cfg = flow.sample_guidance;
+  const int64_t sample_count = flow.sample_count;
   cfg.finish();
 
   const int threads = setup_threads(s.threads);
-  auto teacher = load_transformer((fs::path(teacher_dir) / "transformer").string());
-  freeze(*teacher);
-  auto vae = load_frozen_vae((fs::path(teacher_dir) / "vae").string());
-  auto text = load_text_stack(teacher_dir, /*frozen=*/true);
+  auto bundle = load_teacher(teacher_dir);
+  auto teacher = bundle.transformer;
+  auto vae = bundle.vae;
+  auto& text = bundle.text;
   const auto& tc = teacher->config;
-  SPRINT_CHECK(!tc.guidance_embeds, "'", teacher_dir, "' holds a distilled (guidance-embedding) transformer; the "
-               "ControlNet is trained on the flow teacher that `sprint-train pretrain` writes");
   SPRINT_CHECK(layers < tc.num_layers, cfg.source(), ": controlnet.num_layers = ", layers,
                " must be below the teacher's ", tc.num_layers, " blocks");
-  RunFolder run(s.out, cl.resume);
+  auto dist = start_distributed(s, "controlnet");
+  const int64_t local_batch = dist.local_batch(s.batch), first_row = dist.first_row(s.batch);
+  RunFolder run(s.out, cl.resume, dist.is_main());
   record_config(run, cfg, cl.resume);
   auto data = ImageCaptionDataset::load(s.data_dir, "train", s.data_limit);
   auto held = ImageCaptionDataset::load(s.data_dir, "heldout", 0);
@@ -59,17 +57,15 @@ int run_controlnet(const CommandLine& cl) {
   SanaControlNetModel cn(cc);
   cn->init_from_transformer(*teacher);
   for (auto& p : cn->parameters(true)) p.set_requires_grad(true);
-  auto params = trainable(*cn);
-  auto opt = make_adamw(params, s);
   auto gen = make_generator(static_cast<uint64_t>(s.seed) + 17);
-  std::unique_ptr<Ema> ema;
-  if (s.ema_decay > 0) ema = std::make_unique<Ema>(*cn, s.ema_decay);
   CheckpointContents state;
-  state.modules["controlnet"] = cn.ptr().get();
-  state.optimizers["controlnet"] = opt.get();
   state.generators["train"] = &gen;
-  if (ema) state.emas["controlnet"] = ema.get();
+  auto trainee = add_trainee(state, "controlnet", *cn, s);
+  const auto& params = trainee.params;
+  auto* opt = trainee.opt.get();
+  auto* ema = trainee.ema.get();
   const int64_t start = cl.resume ? run.load_latest(state) : 0;
+  check_replicas(dist, state, start, data.size());
   std::cerr << "controlnet: " << count_params(*cn) << " parameters (" << layers << " blocks, " << injection
             << "), teacher " << count_params(*teacher) << " frozen, " << data.size() << " pictures, " << threads
             << " threads, steps " << start << " -> " << s.steps << "\n";
@@ -80,17 +76,18 @@ int run_controlnet(const CommandLine& cl) {
     c.control_scale = cscale;
     return c;
   };
-  const FlowTimeScheme scheme = time_scheme == "uniform" ? FlowTimeScheme::Uniform : FlowTimeScheme::LogitNormal;
   LoopHooks hooks;
+  hooks.dist = &dist;
   hooks.plot_terms = {"loss", "grad_norm"};
   hooks.step = [&](int64_t step) {
     cn->train();
     set_lr(*opt, s.lr, step, s.warmup_steps);
-    auto b = make_batch(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), s.resolution,
-                        gen, s.aug, true, s.edges);
+    // This rank's rows of the global batch; noise and times drawn for the whole global batch and cut (as pretrain).
+    auto b = make_batch_rows(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), first_row,
+                             local_batch, s.resolution, gen, s.aug, true, s.edges);
     auto z = encode_latents(*vae, b.images);
-    auto e = randn(gen, z.sizes());
-    auto sched = sample_flow_time(gen, z.size(0), scheme, time_mean, time_std);
+    auto e = dist.slice(randn(gen, dist.global_shape(z.sizes())));
+    auto sched = dist.slice(sample_flow_time(gen, s.batch, flow.scheme, flow.mean, flow.std));
     TextCondition c;
     {
       torch::NoGradGuard ng;
@@ -99,6 +96,7 @@ int run_controlnet(const CommandLine& cl) {
     auto loss = flow_matching_loss(sana_flow_model(teacher, c, cn), z, e, sched);
     opt->zero_grad();
     loss.backward();
+    dist.average_gradients(params);  // no-op single-process
     const double gn = clip_gradients(params, s.grad_clip);
     check_finite(step + 1, {{"loss", loss.item<double>()}, {"grad_norm", gn}});
     opt->step();
@@ -121,6 +119,7 @@ int run_controlnet(const CommandLine& cl) {
                     static_cast<int64_t>(idx.size()), 4);
   };
   run_loop(run, state, s, start, hooks);
+  if (!run.writer()) return 0;  // data parallel: rank 0 publishes
 
   if (ema) ema->copy_to(*cn);
   ModelFolderParts parts;

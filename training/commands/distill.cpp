@@ -101,21 +101,16 @@ int run_distill(const CommandLine& cl) {
                " must be a multiple of ladd.virtual_batch ", lc.virtual_batch, " (BatchNormLocal groups)");
 
   const int threads = setup_threads(s.threads);
-  auto teacher = load_transformer((fs::path(teacher_dir) / "transformer").string());
-  freeze(*teacher);
-  auto vae = load_frozen_vae((fs::path(teacher_dir) / "vae").string());
-  auto text = load_text_stack(teacher_dir, /*frozen=*/true);
+  auto bundle = load_teacher(teacher_dir);
+  auto teacher = bundle.transformer;
+  auto vae = bundle.vae;
+  auto& text = bundle.text;
   const auto& tc = teacher->config;
-  SPRINT_CHECK(!tc.guidance_embeds, "'", teacher_dir, "': the teacher must be a flow model without guidance embeds");
   for (int id : lc.head_block_ids)
     SPRINT_CHECK(id >= 0 && id < tc.num_layers, cfg.source(), ": ladd.head_block_ids holds ", id, "; the teacher has ",
                  tc.num_layers, " blocks (0..", tc.num_layers - 1, ")");
-  SanaControlNetModel teacher_cn{nullptr};
-  const bool with_cn = fs::exists(fs::path(teacher_dir) / "controlnet");
-  if (with_cn) {
-    teacher_cn = load_controlnet((fs::path(teacher_dir) / "controlnet").string());
-    freeze(*teacher_cn);
-  }
+  SanaControlNetModel teacher_cn = bundle.controlnet;
+  const bool with_cn = static_cast<bool>(teacher_cn);
 
   // Student = teacher + guidance embedding (+ logvar head), its ControlNet likewise.
   auto stc = tc;
@@ -149,18 +144,16 @@ int run_distill(const CommandLine& cl) {
   auto held = ImageCaptionDataset::load(s.data_dir, "heldout", 0);
   const int64_t side = s.resolution / vae->config.spatial_compression();
 
-  auto g_params = trainable(*student);
-  auto d_params = trainable(*disc);
-  auto opt_g = make_adamw(g_params, s);
-  auto opt_d = make_adamw(d_params, s, lr_d);
   auto gen = make_generator(static_cast<uint64_t>(s.seed) + 17);
-  std::unique_ptr<Ema> ema;
-  if (s.ema_decay > 0) ema = std::make_unique<Ema>(*student, s.ema_decay);
   CheckpointContents state;
-  state.modules = {{"student", student.ptr().get()}, {"disc", disc.ptr().get()}};
-  state.optimizers = {{"G", opt_g.get()}, {"D", opt_d.get()}};
   state.generators["train"] = &gen;
-  if (ema) state.emas["student"] = ema.get();
+  auto g_train = add_trainee(state, "student", *student, s, 0, true, "G");
+  auto d_train = add_trainee(state, "disc", *disc, s, lr_d, false, "D");
+  const auto& g_params = g_train.params;
+  const auto& d_params = d_train.params;
+  auto* opt_g = g_train.opt.get();
+  auto* opt_d = d_train.opt.get();
+  auto* ema = g_train.ema.get();
   const int64_t start = cl.resume ? run.load_latest(state) : 0;
   std::cerr << "distill (" << mode << ", max-time p " << lc.largest_timestep_prob << "): student "
             << count_params(*student) << " parameters" << (with_cn ? " (with ControlNet)" : "") << ", disc heads "

@@ -42,6 +42,21 @@ TextStack load_text_stack(const std::string& model_dir, bool frozen) {
   return t;
 }
 
+TeacherBundle load_teacher(const std::string& dir) {
+  TeacherBundle t;
+  t.transformer = load_transformer((fs::path(dir) / "transformer").string());
+  freeze(*t.transformer);
+  SPRINT_CHECK(!t.transformer->config.guidance_embeds, "'", dir, "' holds a distilled (guidance-embedding) transformer; "
+               "this command needs the flow teacher that `sprint-train pretrain` / `controlnet` write");
+  t.vae = load_frozen_vae((fs::path(dir) / "vae").string());
+  t.text = load_text_stack(dir, /*frozen=*/true);
+  if (fs::exists(fs::path(dir) / "controlnet")) {
+    t.controlnet = load_controlnet((fs::path(dir) / "controlnet").string());
+    freeze(*t.controlnet);
+  }
+  return t;
+}
+
 torch::Tensor encode_latents(AutoencoderDCImpl& vae, const torch::Tensor& images) {
   torch::NoGradGuard ng;
   return vae.encode(images) * vae.config.scaling_factor;

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "sprint/controlnet.h"
 #include "sprint/pipeline.h"
 #include "sprint/text_encoder.h"
 #include "sprint/tokenizer.h"
@@ -27,6 +28,16 @@ struct TextStack {
   // requires grad and grad mode is on.
   TextCondition embed(const std::vector<std::string>& captions) const;
 };
+
+// A frozen flow teacher folder (from pretrain or controlnet): transformer, autoencoder, text stack and, when the
+// folder has one, its ControlNet. Throws when the transformer is a distilled (guidance-embedding) one.
+struct TeacherBundle {
+  SanaTransformer2DModel transformer{nullptr};
+  AutoencoderDC vae{nullptr};
+  TextStack text;
+  SanaControlNetModel controlnet{nullptr};
+};
+TeacherBundle load_teacher(const std::string& dir);
 
 // A frozen module: eval mode, requires_grad off.
 void freeze(torch::nn::Module& m);

@@ -29,12 +29,10 @@ int run_pretrain(const CommandLine& cl) {
   const std::string init_from = cfg.get<std::string>("init_from", "");
   std::string tokenizer_file = cfg.get<std::string>("tokenizer", "");
   const double te_lr_scale = cfg.get_range("text_encoder_lr_scale", 1.0, 0.0, 100.0);
-  const auto time_scheme = cfg.get_choice("flow.time", "logit_normal", {"logit_normal", "uniform"});
-  const double time_mean = cfg.get_range("flow.mean", 0.0, -10.0, 10.0);
-  const double time_std = cfg.get_range("flow.std", 1.0, 0.01, 10.0);
-  const int sample_steps = static_cast<int>(cfg.get_range("sample.steps", int64_t{16}, 1, 1000));
-  const double sample_cfg = cfg.get_range("sample.guidance", 4.5, 1.0, 30.0);
-  const int64_t sample_count = cfg.get_range("sample.count", int64_t{8}, 1, 64);
+  const auto flow = read_flow_settings(cfg);
+  const int sample_steps = flow.sample_steps;
+  const double sample_cfg = flow.sample_guidance;
+  const int64_t sample_count = flow.sample_count;
 
   TransformerConfig tc;
   Gemma2Config gc;
@@ -68,7 +66,9 @@ int run_pretrain(const CommandLine& cl) {
                tc.caption_channels, " must equal text_encoder.hidden_size = ", gc.hidden_size);
 
   const int threads = setup_threads(s.threads);
-  RunFolder run(s.out, cl.resume);
+  auto dist = start_distributed(s, "pretrain");
+  const int64_t local_batch = dist.local_batch(s.batch), first_row = dist.first_row(s.batch);
+  RunFolder run(s.out, cl.resume, dist.is_main());
   record_config(run, cfg, cl.resume);
   auto data = ImageCaptionDataset::load(s.data_dir, "train", s.data_limit);
   auto held = ImageCaptionDataset::load(s.data_dir, "heldout", 0);
@@ -104,48 +104,50 @@ int run_pretrain(const CommandLine& cl) {
     for (auto* m : std::initializer_list<torch::nn::Module*>{teacher.ptr().get(), text.encoder.ptr().get()})
       for (auto& p : m->parameters(true)) p.set_requires_grad(true);
   }
-  auto t_params = trainable(*teacher);
-  auto e_params = trainable(*text.encoder);
-  auto opt = make_adamw(t_params, s);
-  auto opt_te = make_adamw(e_params, s, s.lr * te_lr_scale);
   auto gen = make_generator(static_cast<uint64_t>(s.seed) + 17);
-  std::unique_ptr<Ema> ema, ema_te;
-  if (s.ema_decay > 0) {
-    ema = std::make_unique<Ema>(*teacher, s.ema_decay);
-    ema_te = std::make_unique<Ema>(*text.encoder, s.ema_decay);
-  }
   CheckpointContents state;
-  state.modules = {{"transformer", teacher.ptr().get()}, {"text_encoder", text.encoder.ptr().get()}};
-  state.optimizers = {{"transformer", opt.get()}, {"text_encoder", opt_te.get()}};
   state.generators["train"] = &gen;
-  if (ema) state.emas = {{"transformer", ema.get()}, {"text_encoder", ema_te.get()}};
+  auto t_train = add_trainee(state, "transformer", *teacher, s);
+  auto e_train = add_trainee(state, "text_encoder", *text.encoder, s, s.lr * te_lr_scale);
+  const auto& t_params = t_train.params;
+  const auto& e_params = e_train.params;
+  auto* opt = t_train.opt.get();
+  auto* opt_te = e_train.opt.get();
+  auto* ema = t_train.ema.get();
+  auto* ema_te = e_train.ema.get();
+  std::vector<torch::Tensor> all_params = t_params;
+  all_params.insert(all_params.end(), e_params.begin(), e_params.end());
   const int64_t start = cl.resume ? run.load_latest(state) : 0;
+  check_replicas(dist, state, start, data.size());
   std::cerr << "pretrain: teacher " << count_params(*teacher) << " parameters (" << tc.num_layers << " blocks, D "
             << tc.inner_dim() << "), text encoder " << count_params(*text.encoder) << ", latent " << tc.in_channels
             << "x" << side << "x" << side << ", " << data.size() << " pictures, " << threads << " threads, steps "
             << start << " -> " << s.steps << "\n";
 
-  const FlowTimeScheme scheme = time_scheme == "uniform" ? FlowTimeScheme::Uniform : FlowTimeScheme::LogitNormal;
   LoopHooks hooks;
+  hooks.dist = &dist;
   hooks.plot_terms = {"loss", "grad_norm", "grad_norm_text"};
   hooks.step = [&](int64_t step) {
     teacher->train();
     text.encoder->train();
     set_lr(*opt, s.lr, step, s.warmup_steps);
     set_lr(*opt_te, s.lr * te_lr_scale, step, s.warmup_steps);
-    auto b = make_batch(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), s.resolution,
-                        gen, s.aug, false, s.edges);
+    // This rank's rows of the global batch; noise and times are drawn for the whole global batch and cut, so the
+    // generator and every row are those of a single process with the global batch.
+    auto b = make_batch_rows(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), first_row,
+                             local_batch, s.resolution, gen, s.aug, false, s.edges);
     auto z = encode_latents(*vae, b.images);
-    auto e = randn(gen, z.sizes());
-    auto sched = sample_flow_time(gen, z.size(0), scheme, time_mean, time_std);
+    auto e = dist.slice(randn(gen, dist.global_shape(z.sizes())));
+    auto sched = dist.slice(sample_flow_time(gen, s.batch, flow.scheme, flow.mean, flow.std));
     auto cond = text.embed(b.captions);
-    FlowModel flow = [&](const torch::Tensor& x, const torch::Tensor& tt) {
+    FlowModel model = [&](const torch::Tensor& x, const torch::Tensor& tt) {
       return teacher->forward(x, cond.enc, tt * tc.timestep_scale, {}, cond.mask);
     };
-    auto loss = flow_matching_loss(flow, z, e, sched);
+    auto loss = flow_matching_loss(model, z, e, sched);
     opt->zero_grad();
     opt_te->zero_grad();
     loss.backward();
+    dist.average_gradients(all_params);  // one allreduce for both modules (no-op single-process)
     const double gn = clip_gradients(t_params, s.grad_clip);
     const double gn_te = clip_gradients(e_params, s.grad_clip);
     check_finite(step + 1, {{"loss", loss.item<double>()}, {"grad_norm", gn}, {"grad_norm_text", gn_te}});
@@ -178,6 +180,7 @@ int run_pretrain(const CommandLine& cl) {
     save_image_grid(file, torch::cat({b.images, decode_latents(*vae, x)}, 0), static_cast<int64_t>(idx.size()), 4);
   };
   run_loop(run, state, s, start, hooks);
+  if (!run.writer()) return 0;  // data parallel: rank 0 publishes
 
   if (ema) {
     ema->copy_to(*teacher);
