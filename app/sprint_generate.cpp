@@ -37,6 +37,7 @@ struct Options {
   int steps = 2, threads = 0, thickness = kDefaultScribbleThickness;
   double guidance = 4.5, control_scale = 1.0;
   uint64_t seed = 0;
+  bool no_binning = false;
 };
 
 // (H, W[, C]) uint8 sketch -> (h, w, C) uint8, antialiased bilinear (a no-op at that size).
@@ -152,9 +153,14 @@ int run(Options o, const CLI::App& app) {
   r.seed = o.seed;
   r.width = width;
   r.height = height;
+  r.resolution_binning = !o.no_binning;
   if (!o.timesteps.empty()) r.custom_timesteps = parse_timesteps(o.timesteps);
   r.on_stage = [](const std::string& stage, double ms) { std::fprintf(stderr, "  %-12s %8.1f ms\n", stage.c_str(), ms); };
   auto result = pipe->generate(r);
+  if (result.gen_width != width || result.gen_height != height)
+    std::fprintf(stderr,
+                 "resolution binning: generated at %dx%d, resized and cropped to %dx%d (--no-binning turns this off)\n",
+                 result.gen_width, result.gen_height, width, height);
   const auto& t = result.times;
   std::fprintf(stderr, "total %.1f ms (tokenize %.1f, text encoder %.1f, condition %.1f, transformer %.1f, decode %.1f)\n",
                t.total_ms, t.tokenize_ms, t.text_encoder_ms, t.condition_ms, t.transformer_ms, t.decode_ms);
@@ -200,6 +206,9 @@ int main(int argc, char** argv) {
                  "WIDTHxHEIGHT, multiples of the VAE's compression (32 for SANA); default: the model's native size "
                  "(transformer sample_size x VAE compression, e.g. 1024x1024 for SANA-Sprint 1024, 64x64 for our emoji "
                  "model)");
+  app.add_flag("--no-binning", o.no_binning,
+               "generate at --size itself, not at the model's closest aspect-ratio bin resized back to --size "
+               "(diffusers' use_resolution_binning=False; binning applies to sample_size 16/32/64 models only)");
   app.add_option("--out", o.out, "output PNG")->capture_default_str();
   app.add_option("--save-condition", o.save_condition, "also write the condition map the model sees (PNG)");
   app.add_option("--from", o.from, "re-run the settings stored in a PNG written by sprint-generate");

@@ -17,17 +17,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
-std::string lower_ascii_strip(const std::string& s) {
-  const char* ws = " \t\n\r\f\v";
-  auto b = s.find_first_not_of(ws);
-  if (b == std::string::npos) return "";
-  auto e = s.find_last_not_of(ws);
-  std::string out = s.substr(b, e - b + 1);
-  for (auto& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
 void require_dir(const fs::path& p, const std::string& what) {
   SPRINT_CHECK(fs::is_directory(p), "model folder '", p.parent_path().string(), "' has no ", p.filename().string(),
                "/ subfolder (", what, ")");
@@ -66,7 +55,11 @@ TokenizedBatch tokenize_prompts(const Tokenizer& tokenizer, const std::vector<st
     const auto n_chi = static_cast<int64_t>(tokenizer.encode(prefix, /*add_bos=*/true).size());
     max_length = static_cast<int>(sana_padded_length(n_chi, po.max_sequence_length));
   }
-  for (const auto& p : prompts) texts.push_back(prefix + (po.lowercase ? lower_ascii_strip(p) : p));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto& p = prompts[i];
+    check_utf8(p, prompts.size() == 1 ? std::string("the prompt") : str("prompt ", i, " of the batch"));
+    texts.push_back(prefix + (po.lowercase ? python_lower_strip(p) : p));
+  }
   return tokenizer.encode_batch(texts, max_length, /*add_bos=*/true);
 }
 
@@ -195,8 +188,13 @@ torch::Tensor Pipeline::decode(const torch::Tensor& latent) {
 
 GenerateResult Pipeline::generate(const GenerateRequest& r) {
   SPRINT_CHECK(r.steps >= 1 && r.steps <= 4, "steps = ", r.steps, ": SANA-Sprint samples in 1 to 4 steps");
-  SPRINT_CHECK(r.width > 0 && r.height > 0 && r.width % vae_scale_ == 0 && r.height % vae_scale_ == 0, "size ",
-               r.width, "x", r.height, " must be positive multiples of ", vae_scale_);
+  SPRINT_CHECK(r.width > 0 && r.height > 0, "size ", r.width, "x", r.height, " must be positive");
+  const auto& tc = transformer_->config;
+  // diffusers' use_resolution_binning: generate at the bin, resize and crop back after decoding.
+  const auto bin = r.resolution_binning ? resolution_bin(tc.sample_size, r.height, r.width) : std::nullopt;
+  const int gen_h = bin ? bin->first : r.height, gen_w = bin ? bin->second : r.width;
+  SPRINT_CHECK(gen_w % vae_scale_ == 0 && gen_h % vae_scale_ == 0, "size ", r.width, "x", r.height,
+               " must be positive multiples of ", vae_scale_, bin ? " (binned size)" : "");
   SPRINT_CHECK(std::isfinite(r.guidance), "guidance must be a finite number");
   torch::InferenceMode guard;
   const auto t_total = Clock::now();
@@ -209,10 +207,14 @@ GenerateResult Pipeline::generate(const GenerateRequest& r) {
   report("text", times.tokenize_ms + times.text_encoder_ms);
   check_cancelled(r);
 
-  const auto& tc = transformer_->config;
   // diffusers: guidance cast to the text dtype, then times guidance_embeds_scale (in that dtype).
   auto guidance = torch::full({1}, r.guidance, torch::TensorOptions().device(device_)).to(dtype_) * tc.guidance_embeds_scale;
-  auto flow = make_flow(text, guidance, r, times);
+  // The flow sees the generated size (ControlPipeline encodes its condition at that size, as diffusers'
+  // SanaControlNetPipeline prepares the control image at the binned size).
+  GenerateRequest gen_r = r;
+  gen_r.width = gen_w;
+  gen_r.height = gen_h;
+  auto flow = make_flow(text, guidance, gen_r, times);
   report("condition", times.condition_ms);
   check_cancelled(r);
 
@@ -222,7 +224,10 @@ GenerateResult Pipeline::generate(const GenerateRequest& r) {
   so.device = device_;
   so.model_dtype = dtype_;
   so.on_step = [&](int, int, const torch::Tensor&) { return !(r.cancelled && r.cancelled()); };
-  const std::vector<int64_t> shape = {1, tc.in_channels, r.height / vae_scale_, r.width / vae_scale_};
+  // The noise (and its cache key) is at the generated, i.e. binned, size.
+  const std::vector<int64_t> shape = {1, tc.in_channels, gen_h / vae_scale_, gen_w / vae_scale_};
+  out.gen_width = gen_w;
+  out.gen_height = gen_h;
   auto draws = noise_for(r.seed, shape, r.steps + 1, times.noise_cached);
   size_t next = 0;
   NoiseSource noise = [&](const std::vector<int64_t>&) { return draws.at(next++); };
@@ -234,6 +239,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& r) {
 
   t0 = Clock::now();
   out.image = decode(out.latent);
+  if (bin) out.image = resize_and_crop(out.image, r.height, r.width);
   times.decode_ms = ms_since(t0);
   report("decode", times.decode_ms);
   times.total_ms = ms_since(t_total);

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "sprint/control_pipeline.h"
+#include "sprint/error.h"
 #include "sprint/image_io.h"
 #include "sprint/safetensors.h"
 #include "sprint/scribble.h"
@@ -73,7 +74,7 @@ std::string disc_dataset(const std::string& tag, int n = 6) {
   for (int i = 0; i < n; ++i) {
     auto img = torch::full({32, 32, 3}, 255, torch::kUInt8);
     img.narrow(0, 6 + i, 14).narrow(1, 8, 12).select(2, i % 3).fill_(30 * i);
-    const std::string id = "d" + std::to_string(i);
+    const std::string id = sprint::str("d", i);
     sprint::write_png((fs::path(dir) / "images" / (id + ".png")).string(), img);
     m << "{\"id\": \"" << id << "\", \"file\": \"images/" << id << ".png\", \"captions\": [\"shape " << i
       << "\"], \"split\": \"" << (i == n - 1 ? "heldout" : "train") << "\"}\n";

@@ -43,7 +43,7 @@ int run_autoencoder(const CommandLine& cl) {
   auto* opt = trainee.opt.get();
   auto* ema = trainee.ema.get();
   int64_t start = cl.resume ? run.load_latest(state) : 0;
-  check_replicas(dist, state, start, data.size());
+  sync_replicas(dist, state, start, data.size());
   std::cerr << "autoencoder: " << count_params(*vae) << " parameters, f" << vc.spatial_compression() << "c"
             << vc.latent_channels << ", " << data.size() << " training pictures, " << threads << " threads, steps "
             << start << " -> " << s.steps << "\n";

@@ -67,7 +67,7 @@ int run_classifier(const CommandLine& cl) {
   auto* opt = trainee.opt.get();
   auto* ema = trainee.ema.get();
   const int64_t start = cl.resume ? run.load_latest(state) : 0;
-  check_replicas(dist, state, start, data.size());
+  sync_replicas(dist, state, start, data.size());
   std::cerr << "classifier: " << count_params(*net) << " parameters, " << nc.feature_dim() << "-d features, "
             << data.size() << " classes (training pictures), " << threads << " threads, steps " << start << " -> "
             << s.steps << "\n";

@@ -70,17 +70,19 @@ Distributed start_distributed(const CommonSettings& s, const std::string& comman
   return dist;
 }
 
-void check_replicas(const Distributed& dist, const CheckpointContents& state, int64_t start, int64_t data_size) {
+void sync_replicas(const Distributed& dist, const CheckpointContents& state, int64_t start, int64_t data_size) {
   if (!dist.active()) return;
   dist.expect_same(static_cast<double>(start), "the starting step (checkpoints/latest)");
   dist.expect_same(static_cast<double>(data_size), "the number of training pictures");
-  torch::NoGradGuard ng;
-  double sum = 0;
-  for (const auto& [name, m] : state.modules)
-    for (const auto& p : m->parameters(true)) sum += p.detach().to(torch::kFloat64).abs().sum().item<double>();
-  dist.expect_same(sum, "the sum of |parameters| of the trained modules");
+  std::vector<torch::Tensor> all;
+  for (const auto& [name, m] : state.modules) {
+    for (const auto& p : m->parameters(true)) all.push_back(p);
+    for (const auto& b : m->buffers(true)) all.push_back(b);
+  }
+  for (const auto& [name, e] : state.emas)
+    for (const auto& [k, v] : e->shadow()) all.push_back(v);
+  dist.broadcast_from_main(all);
 }
-
 FlowSettings read_flow_settings(ConfigFile& cfg) {
   FlowSettings f;
   f.scheme = cfg.get_choice("flow.time", "logit_normal", {"logit_normal", "uniform"}) == "uniform"

@@ -63,9 +63,10 @@ void set_lr(torch::optim::Optimizer& opt, double lr, int64_t step, int64_t warmu
 // MASTER_PORT variables describe (a single process when WORLD_SIZE is unset or 1), with s.dist_timeout_s; checks
 // that the global `batch` splits evenly over the ranks and says so on stderr.
 Distributed start_distributed(const CommonSettings& s, const std::string& command);
-// After (re)loading: every rank must start from the same step, the same weights and the same data, else the run
-// would silently diverge. Compares them across ranks (no-op in a single process).
-void check_replicas(const Distributed& dist, const CheckpointContents& state, int64_t start, int64_t data_size);
+// After (re)loading, before the first step: every rank must start from the same step with the same data (checked
+// across ranks) and the same weights: rank 0's module parameters, buffers and EMA shadows are broadcast to the
+// others, as DDP does (some initialisations draw from LibTorch's process-global generator). No-op single-process.
+void sync_replicas(const Distributed& dist, const CheckpointContents& state, int64_t start, int64_t data_size);
 
 // A module being trained: its parameters, AdamW and optional EMA (s.ema_decay > 0 and with_ema), registered in
 // `state` so checkpoints carry them: the module under `name`, the optimiser under `optimizer_name` (default `name`).

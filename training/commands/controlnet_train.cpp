@@ -65,7 +65,7 @@ int run_controlnet(const CommandLine& cl) {
   auto* opt = trainee.opt.get();
   auto* ema = trainee.ema.get();
   const int64_t start = cl.resume ? run.load_latest(state) : 0;
-  check_replicas(dist, state, start, data.size());
+  sync_replicas(dist, state, start, data.size());
   std::cerr << "controlnet: " << count_params(*cn) << " parameters (" << layers << " blocks, " << injection
             << "), teacher " << count_params(*teacher) << " frozen, " << data.size() << " pictures, " << threads
             << " threads, steps " << start << " -> " << s.steps << "\n";

@@ -138,7 +138,12 @@ int run_distill(const CommandLine& cl) {
   if (with_cn) student->controlnet->front.set_explicit_attention(true);
   SanaDiscriminator disc(teacher, lc.head_block_ids, lc.virtual_batch);
 
-  RunFolder run(s.out, cl.resume);
+  auto dist = start_distributed(s, "distill");
+  const int64_t local_batch = dist.local_batch(s.batch), first_row = dist.first_row(s.batch);
+  SPRINT_CHECK(!dist.active() || local_batch % lc.virtual_batch == 0, cfg.source(), ": each rank's batch ",
+               local_batch, " (batch ", s.batch, " / WORLD_SIZE ", dist.world(), ") must be a multiple of "
+               "ladd.virtual_batch ", lc.virtual_batch, ", so that the BatchNormLocal groups are those of one process");
+  RunFolder run(s.out, cl.resume, dist.is_main());
   record_config(run, cfg, cl.resume);
   auto data = ImageCaptionDataset::load(s.data_dir, "train", s.data_limit);
   auto held = ImageCaptionDataset::load(s.data_dir, "heldout", 0);
@@ -155,6 +160,7 @@ int run_distill(const CommandLine& cl) {
   auto* opt_d = d_train.opt.get();
   auto* ema = g_train.ema.get();
   const int64_t start = cl.resume ? run.load_latest(state) : 0;
+  sync_replicas(dist, state, start, data.size());
   std::cerr << "distill (" << mode << ", max-time p " << lc.largest_timestep_prob << "): student "
             << count_params(*student) << " parameters" << (with_cn ? " (with ControlNet)" : "") << ", disc heads "
             << count_params(*disc) - 0 << ", " << data.size() << " pictures, " << threads << " threads, steps " << start
@@ -170,26 +176,33 @@ int run_distill(const CommandLine& cl) {
     }
     return c;
   };
+  // Data parallel: every draw is made for the whole global batch (s.batch rows) and cut to this rank's rows, so the
+  // generator and each row are those of a single process with the global batch (dist.slice is the identity there).
+  const int64_t GB = s.batch;
+  auto renoise_rows = [&](const torch::Tensor& x, const torch::Tensor& t) {  // renoise() with global draws
+    auto eps = dist.slice(randn(gen, dist.global_shape(x.sizes()), x.options())) * sd;
+    return trigflow_noise(x, eps, t);
+  };
   // x0_hat of the student at a fresh, max-time weighted t (spec §5.4), with or without grad.
   auto student_x0 = [&](const torch::Tensor& x0, const TextCondition& c, const torch::Tensor& w) {
-    auto t_new = apply_max_time(gen, sample_trigflow_time(gen, x0.size(0), sc.p_mean, sc.p_std), lc.largest_timestep_prob,
-                                lc.largest_timestep);
-    auto eps = randn(gen, x0.sizes()) * sd;
+    auto t_new = dist.slice(apply_max_time(gen, sample_trigflow_time(gen, GB, sc.p_mean, sc.p_std),
+                                           lc.largest_timestep_prob, lc.largest_timestep));
+    auto eps = dist.slice(randn(gen, dist.global_shape(x0.sizes()))) * sd;
     auto x_t = trigflow_noise(x0, eps, t_new);
     auto F = student->forward(x_t / sd, t_new, c, w).F;
     return trigflow_x0(x_t, F, t_new, sd);
   };
 
   LoopHooks hooks;
+  hooks.dist = &dist;
   hooks.plot_terms = {"loss_scm", "loss_adv", "loss_d", "g_norm", "grad_norm_g", "grad_norm_d"};
   std::map<std::string, double> last;  // the other phase's terms, carried into every log line
   hooks.step = [&](int64_t step) {
-    auto b = make_batch(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), s.resolution,
-                        gen, s.aug, with_cn, s.edges);
+    auto b = make_batch_rows(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), first_row,
+                             local_batch, s.resolution, gen, s.aug, with_cn, s.edges);
     auto x0 = encode_latents(*vae, b.images) * sd;
-    const int64_t B = x0.size(0);
     auto cond = conditions(b, false);
-    auto w = sample_cfg_scale(gen, B, sc.cfg_scales);
+    auto w = dist.slice(sample_cfg_scale(gen, GB, sc.cfg_scales));
     const bool g_phase = !use_ladd || step % 2 == 0;
     std::map<std::string, double> terms;
     if (g_phase) {
@@ -200,8 +213,8 @@ int run_distill(const CommandLine& cl) {
         auto uncond = conditions(b, true);
         auto pair = sana_teacher_pair(teacher, cond, uncond, teacher_cn);
         VelocityFn vel = [&](const torch::Tensor& x_t, const torch::Tensor& t) { return cfg_velocity(pair, x_t, t, w, sd); };
-        auto t = sample_trigflow_time(gen, B, sc.p_mean, sc.p_std);
-        auto eps = randn(gen, x0.sizes()) * sd;
+        auto t = dist.slice(sample_trigflow_time(gen, GB, sc.p_mean, sc.p_std));
+        auto eps = dist.slice(randn(gen, dist.global_shape(x0.sizes()))) * sd;
         auto r = tangent_warmup(step, sc.tangent_warmup_steps);
         auto res = scm_step(bind_student(student, cond, w), vel, x0, eps, t, r, sc);
         loss = loss + lc.scm_lambda * res.loss;
@@ -212,8 +225,8 @@ int run_distill(const CommandLine& cl) {
       if (use_ladd) {
         for (auto& p : d_params) p.set_requires_grad(false);
         auto x0_hat = student_x0(x0, cond, w);
-        auto t_d = sample_trigflow_time(gen, B, lc.disc_p_mean, lc.disc_p_std);
-        auto fake = renoise(gen, x0_hat, t_d, sd);
+        auto t_d = dist.slice(sample_trigflow_time(gen, GB, lc.disc_p_mean, lc.disc_p_std));
+        auto fake = renoise_rows(x0_hat, t_d);
         auto adv = hinge_generator_loss(disc->forward(fake / sd, t_d, cond));
         for (auto& p : d_params) p.set_requires_grad(true);
         loss = loss + lc.adv_lambda * adv;
@@ -221,6 +234,7 @@ int run_distill(const CommandLine& cl) {
       }
       opt_g->zero_grad();
       loss.backward();
+      dist.average_gradients(g_params);  // no-op single-process
       const double gn = clip_gradients(g_params, s.grad_clip);
       terms["grad_norm_g"] = gn;
       terms["loss_g"] = loss.item<double>();
@@ -235,13 +249,14 @@ int run_distill(const CommandLine& cl) {
         torch::NoGradGuard ng;
         x0_hat = student_x0(x0, cond, w);
       }
-      auto t_d = sample_trigflow_time(gen, B, lc.disc_p_mean, lc.disc_p_std);
-      auto real = renoise(gen, x0, t_d, sd);
-      auto fake = renoise(gen, x0_hat, t_d, sd);
+      auto t_d = dist.slice(sample_trigflow_time(gen, GB, lc.disc_p_mean, lc.disc_p_std));
+      auto real = renoise_rows(x0, t_d);
+      auto fake = renoise_rows(x0_hat, t_d);
       torch::Tensor fake_logits;
-      if (lc.misaligned_pairs && B > 1) {
-        auto t_mis = sample_trigflow_time(gen, B, lc.disc_p_mean, lc.disc_p_std);
-        auto mis = renoise(gen, torch::roll(x0, 1, 0), t_mis, sd);
+      if (lc.misaligned_pairs && GB > 1) {
+        auto t_mis = dist.slice(sample_trigflow_time(gen, GB, lc.disc_p_mean, lc.disc_p_std));
+        // The pairing rolls over the global batch: a rank's first row pairs with the previous rank's last one.
+        auto mis = renoise_rows(dist.slice(torch::roll(dist.gather_rows(x0), 1, 0)), t_mis);
         TextCondition c2 = cond;
         c2.enc = torch::cat({cond.enc, cond.enc});
         if (cond.mask.defined()) c2.mask = torch::cat({cond.mask, cond.mask});
@@ -252,6 +267,7 @@ int run_distill(const CommandLine& cl) {
       auto dl = hinge_discriminator_loss(disc->forward(real / sd, t_d, cond), fake_logits);
       opt_d->zero_grad();
       dl.loss.backward();
+      dist.average_gradients(d_params);  // no-op single-process
       const double gn = clip_gradients(d_params, s.grad_clip);
       terms = {{"loss_d", dl.loss.item<double>()}, {"loss_real", dl.loss_real.item<double>()},
                {"loss_fake", dl.loss_fake.item<double>()}, {"grad_norm_d", gn}};
@@ -279,6 +295,7 @@ int run_distill(const CommandLine& cl) {
     save_image_grid(file, torch::cat(rows, 0), static_cast<int64_t>(idx.size()), 4);
   };
   run_loop(run, state, s, start, hooks);
+  if (!run.writer()) return 0;  // data parallel: rank 0 publishes
 
   if (ema) ema->copy_to(*student);
   student->transformer->front.set_explicit_attention(false);

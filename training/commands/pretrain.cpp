@@ -118,7 +118,7 @@ int run_pretrain(const CommandLine& cl) {
   std::vector<torch::Tensor> all_params = t_params;
   all_params.insert(all_params.end(), e_params.begin(), e_params.end());
   const int64_t start = cl.resume ? run.load_latest(state) : 0;
-  check_replicas(dist, state, start, data.size());
+  sync_replicas(dist, state, start, data.size());
   std::cerr << "pretrain: teacher " << count_params(*teacher) << " parameters (" << tc.num_layers << " blocks, D "
             << tc.inner_dim() << "), text encoder " << count_params(*text.encoder) << ", latent " << tc.in_channels
             << "x" << side << "x" << side << ", " << data.size() << " pictures, " << threads << " threads, steps "

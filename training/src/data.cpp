@@ -127,17 +127,24 @@ torch::Tensor picture_to_tensor(const torch::Tensor& picture, int64_t resolution
 
 namespace {
 
-Batch assemble(const ImageCaptionDataset& data, const std::vector<int64_t>& indices, int64_t resolution,
-               bool conditions, const PictureEdgeOptions& edges, at::Generator* gen, const AugmentOptions* aug) {
+Batch assemble(const ImageCaptionDataset& data, const std::vector<int64_t>& indices, int64_t first, int64_t count,
+               int64_t resolution, bool conditions, const PictureEdgeOptions& edges, at::Generator* gen,
+               const AugmentOptions* aug) {
   SPRINT_CHECK(resolution >= 8, "resolution = ", resolution, " is too small");
+  const auto n = static_cast<int64_t>(indices.size());
+  SPRINT_CHECK(first >= 0 && count >= 1 && first + count <= n, "make_batch: rows [", first, ", ", first + count,
+               ") of a batch of ", n);
   Batch b;
-  b.indices = indices;
   std::vector<torch::Tensor> imgs, conds;
-  for (int64_t idx : indices) {
+  for (int64_t row = 0; row < n; ++row) {
+    const int64_t idx = indices[static_cast<size_t>(row)];
     const auto& item = data.item(idx);
+    const bool keep = row >= first && row < first + count;
     torch::Tensor pic = item.image;
     std::string caption = item.captions.front();
     if (gen && aug && aug->enabled) {
+      // The draws (their number and order) depend only on the item and the options, never on `keep`: a rank that
+      // builds other rows still advances the generator exactly as the whole batch does.
       if (aug->caption_variants && item.captions.size() > 1)
         caption = item.captions[static_cast<size_t>(
             torch::randint(static_cast<int64_t>(item.captions.size()), {1}, *gen).item<int64_t>())];
@@ -146,17 +153,21 @@ Batch assemble(const ImageCaptionDataset& data, const std::vector<int64_t>& indi
       const double side = static_cast<double>(pic.size(0));
       const double dx = uniform(*gen, -aug->max_shift, aug->max_shift) * side;
       const double dy = uniform(*gen, -aug->max_shift, aug->max_shift) * side;
-      // x' = c + s * f (x - c) + d, f = -1 for a flip.
-      const double c = (side - 1) / 2, fx = flip ? -s : s;
-      cv::Mat m = (cv::Mat_<double>(2, 3) << fx, 0, c - fx * c + dx, 0, s, c - s * c + dy);
-      cv::Mat src = as_mat(pic.contiguous()), dst;
-      cv::warpAffine(src, dst, m, src.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(255, 255, 255));
-      pic = torch::from_blob(dst.data, {dst.rows, dst.cols, 3}, torch::kUInt8).clone();
+      if (keep) {
+        // x' = c + s * f (x - c) + d, f = -1 for a flip.
+        const double c = (side - 1) / 2, fx = flip ? -s : s;
+        cv::Mat m = (cv::Mat_<double>(2, 3) << fx, 0, c - fx * c + dx, 0, s, c - s * c + dy);
+        cv::Mat src = as_mat(pic.contiguous()), dst;
+        cv::warpAffine(src, dst, m, src.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(255, 255, 255));
+        pic = torch::from_blob(dst.data, {dst.rows, dst.cols, 3}, torch::kUInt8).clone();
+      }
       if (aug->caption_dropout > 0 && uniform(*gen, 0, 1) < aug->caption_dropout) caption.clear();
     }
+    if (!keep) continue;
     imgs.push_back(picture_to_tensor(pic, resolution));
     if (conditions) conds.push_back(scribble_to_condition(picture_to_scribble(pic, edges), resolution, resolution));
     b.captions.push_back(caption);
+    b.indices.push_back(idx);
   }
   b.images = torch::cat(imgs, 0);
   if (conditions) b.conditions = torch::cat(conds, 0);
@@ -167,12 +178,19 @@ Batch assemble(const ImageCaptionDataset& data, const std::vector<int64_t>& indi
 
 Batch make_batch(const ImageCaptionDataset& data, const std::vector<int64_t>& indices, int64_t resolution,
                  at::Generator& gen, const AugmentOptions& aug, bool conditions, const PictureEdgeOptions& edges) {
-  return assemble(data, indices, resolution, conditions, edges, &gen, &aug);
+  return assemble(data, indices, 0, static_cast<int64_t>(indices.size()), resolution, conditions, edges, &gen, &aug);
+}
+
+Batch make_batch_rows(const ImageCaptionDataset& data, const std::vector<int64_t>& indices, int64_t first,
+                      int64_t count, int64_t resolution, at::Generator& gen, const AugmentOptions& aug,
+                      bool conditions, const PictureEdgeOptions& edges) {
+  return assemble(data, indices, first, count, resolution, conditions, edges, &gen, &aug);
 }
 
 Batch make_eval_batch(const ImageCaptionDataset& data, const std::vector<int64_t>& indices, int64_t resolution,
                       bool conditions, const PictureEdgeOptions& edges) {
-  return assemble(data, indices, resolution, conditions, edges, nullptr, nullptr);
+  return assemble(data, indices, 0, static_cast<int64_t>(indices.size()), resolution, conditions, edges, nullptr,
+                  nullptr);
 }
 
 }  // namespace sprint::training

@@ -72,12 +72,15 @@ void Ema::copy_to(torch::nn::Module& module) const {
 
 // ---- run folder ------------------------------------------------------------------------------------------------
 
-RunFolder::RunFolder(std::string out, bool resume) : out_(std::move(out)), start_(Clock::now()) {
+RunFolder::RunFolder(std::string out, bool resume, bool writer)
+    : out_(std::move(out)), writer_(writer), start_(Clock::now()) {
   SPRINT_CHECK(!out_.empty(), "the run needs an output folder (--out)");
-  std::error_code ec;
-  fs::create_directories(fs::path(out_) / "checkpoints", ec);
-  SPRINT_CHECK(!ec, "cannot create the run folder '", out_, "': ", ec.message());
-  fs::create_directories(fs::path(out_) / "samples", ec);
+  if (writer_) {
+    std::error_code ec;
+    fs::create_directories(fs::path(out_) / "checkpoints", ec);
+    SPRINT_CHECK(!ec, "cannot create the run folder '", out_, "': ", ec.message());
+    fs::create_directories(fs::path(out_) / "samples", ec);
+  }
   if (resume) {
     SPRINT_CHECK(has_checkpoint(), "--resume: '", out_, "' has no checkpoint to resume from (checkpoints/latest is missing)");
   } else {
@@ -91,6 +94,7 @@ std::string RunFolder::path(const std::string& rel) const { return (fs::path(out
 bool RunFolder::has_checkpoint() const { return fs::exists(fs::path(out_) / "checkpoints" / "latest"); }
 
 std::string RunFolder::save_checkpoint(int64_t step, const CheckpointContents& c, int keep) {
+  if (!writer_) return "";
   const fs::path dir = fs::path(out_) / "checkpoints";
   const fs::path final_dir = dir / step_name(step);
   const fs::path tmp = dir / str(".", step_name(step), ".tmp-", ::getpid());
@@ -186,6 +190,7 @@ int64_t RunFolder::load_latest(CheckpointContents& c) {
 }
 
 void RunFolder::truncate_metrics_after(int64_t step) {
+  if (!writer_) return;
   const fs::path file = fs::path(out_) / "metrics.jsonl";
   if (!fs::exists(file)) return;
   std::istringstream in(read_file(file));
@@ -203,6 +208,7 @@ void RunFolder::truncate_metrics_after(int64_t step) {
 }
 
 void RunFolder::log_metrics(int64_t step, const std::map<std::string, double>& values) {
+  if (!writer_) return;
   json j = {{"step", step},
             {"time_s", time_offset_s_ + std::chrono::duration<double>(Clock::now() - start_).count()}};
   for (const auto& [k, v] : values) j[k] = std::isfinite(v) ? json(v) : json(str(v));
@@ -213,6 +219,7 @@ void RunFolder::log_metrics(int64_t step, const std::map<std::string, double>& v
 }
 
 void RunFolder::plot_losses(const std::vector<std::string>& terms) const {
+  if (!writer_) return;
   const fs::path file = fs::path(out_) / "metrics.jsonl";
   if (!fs::exists(file) || terms.empty()) return;
   std::map<std::string, std::vector<std::pair<double, double>>> series;

@@ -8,8 +8,12 @@
 // unchanged seed and size, and (in ControlPipeline) the encoded condition. Generation is cancellable between
 // stages and steps (throws sprint::Cancelled).
 //
-// Differences from diffusers, by design: no resolution binning (sizes must be multiples of 32 and are used as
-// given); lower-casing is ASCII-only (Python's str.lower() also folds non-ASCII capitals).
+// Resolution binning (GenerateRequest::resolution_binning, on by default as in diffusers): the request size is
+// mapped to the closest-aspect entry of diffusers' ASPECT_RATIO_{512,1024,2048}_BIN table (picked by the
+// transformer's sample_size 16/32/64; other sample sizes have no table and generate at the requested size), the
+// image is generated there and bilinearly resized and centre-cropped back to the request size.
+// Prompt lower-casing and stripping match Python 3.11's str.lower().strip() (full Unicode case mapping, via ICU;
+// Unicode whitespace); a prompt that is not valid UTF-8 throws sprint::Error naming the byte offset.
 #pragma once
 
 #include <torch/torch.h>
@@ -53,6 +57,21 @@ TokenizedBatch tokenize_prompts(const Tokenizer& tokenizer, const std::vector<st
 std::pair<torch::Tensor, torch::Tensor> embed_prompts(Gemma2ModelImpl& text_encoder, const TokenizedBatch& tokens,
                                                       const PromptOptions& po, const torch::Device& device);
 
+// Python 3.11's str.lower(), str.strip() and s.lower().strip() on UTF-8 text (what diffusers does to prompts).
+// Throw sprint::Error naming the byte offset when `s` is not valid UTF-8 (check_utf8 names it `what`).
+void check_utf8(const std::string& s, const std::string& what);
+std::string python_lower(const std::string& s);
+std::string python_strip(const std::string& s);
+std::string python_lower_strip(const std::string& s);
+
+// diffusers' resolution binning: the (height, width) of the ASPECT_RATIO_*_BIN entry closest in aspect ratio to
+// height / width for a transformer of `sample_size` (16: 512 px table, 32: 1024, 64: 2048), nullopt when there is
+// no table for that sample_size (generate at the requested size).
+std::optional<std::pair<int, int>> resolution_bin(int sample_size, int height, int width);
+// diffusers PixArtImageProcessor.resize_and_crop_tensor: (N, C, h, w) -> (N, C, height, width) by a bilinear resize
+// (align_corners=False, no antialias) that covers the target, then a centre crop.
+torch::Tensor resize_and_crop(const torch::Tensor& images, int height, int width);
+
 // The diffusers CHI text (lines joined with "\n"; ends in "User Prompt: ").
 const std::string& complex_human_instruction();
 
@@ -68,7 +87,10 @@ struct GenerateRequest {
   std::vector<double> custom_timesteps;  // overrides steps' schedule when non-empty
   double guidance = 4.5;
   uint64_t seed = 0;
-  int width = 1024, height = 1024;      // multiples of 32
+  int width = 1024, height = 1024;      // output size; multiples of 32 unless binning applies
+  // diffusers' use_resolution_binning: generate at the model's closest-aspect bin size, then resize and crop back
+  // to width x height. Only where the transformer's sample_size has a table (see resolution_bin); else ignored.
+  bool resolution_binning = true;
   std::function<bool()> cancelled;      // polled between stages and steps
   std::function<void(const std::string& stage, double ms)> on_stage;  // progress reporting
 };
@@ -80,7 +102,8 @@ struct StageTimes {
 
 struct GenerateResult {
   torch::Tensor image;   // (1, 3, H, W) float in [-1, 1], CPU
-  torch::Tensor latent;  // (1, C, H/32, W/32) float32 final clean latent (x0 / sigma_d), CPU
+  torch::Tensor latent;  // (1, C, h/32, w/32) float32 final clean latent (x0 / sigma_d), CPU; h x w = the binned size
+  int gen_width = 0, gen_height = 0;  // the size the model generated at (the bin when binning applied)
   StageTimes times;
 };
 

@@ -62,6 +62,13 @@ std::vector<int64_t> batch_indices(int64_t dataset_size, int64_t batch, int64_t 
 // resolution: the model's pixel size R. conditions: build condition maps with `edges`.
 Batch make_batch(const ImageCaptionDataset& data, const std::vector<int64_t>& indices, int64_t resolution,
                  at::Generator& gen, const AugmentOptions& aug, bool conditions, const PictureEdgeOptions& edges);
+// Rows [first, first + count) of that batch (a data-parallel rank's slice of the global batch): the augmentation
+// and caption choice of EVERY row of `indices` is drawn from `gen` in order, exactly as for the whole batch, but
+// only the kept rows are built. So the kept rows equal those rows of the whole batch, and `gen` ends where the
+// whole batch would leave it. first = 0, count = indices.size() is make_batch itself.
+Batch make_batch_rows(const ImageCaptionDataset& data, const std::vector<int64_t>& indices, int64_t first,
+                      int64_t count, int64_t resolution, at::Generator& gen, const AugmentOptions& aug,
+                      bool conditions, const PictureEdgeOptions& edges);
 
 // The same without augmentation or caption choice: canonical caption, centred picture (evaluation).
 Batch make_eval_batch(const ImageCaptionDataset& data, const std::vector<int64_t>& indices, int64_t resolution,

@@ -62,12 +62,16 @@ class RunFolder {
  public:
   // Creates out/ (and subfolders). With resume == false an existing checkpoints/latest is an error (so a typo in
   // --out cannot overwrite a run); with resume == true it is required.
-  RunFolder(std::string out, bool resume);
+  // writer == false (a data-parallel rank other than 0): the same checks, but the folder is only read: nothing is
+  // created, and save_checkpoint / log_metrics / plot_losses / truncate_metrics_after do nothing.
+  RunFolder(std::string out, bool resume, bool writer = true);
 
   const std::string& out() const { return out_; }
+  bool writer() const { return writer_; }
   std::string path(const std::string& rel) const;
 
-  // Atomic save of a checkpoint for `step`; keeps the newest `keep` checkpoints. Returns the folder.
+  // Atomic save of a checkpoint for `step`; keeps the newest `keep` checkpoints. Returns the folder ("" when not
+  // the writer).
   std::string save_checkpoint(int64_t step, const CheckpointContents& c, int keep = 3);
   // Loads checkpoints/latest into c; returns its step. Throws naming the file if something is missing or does not fit.
   int64_t load_latest(CheckpointContents& c);
@@ -81,6 +85,7 @@ class RunFolder {
 
  private:
   std::string out_;
+  bool writer_ = true;
   double time_offset_s_ = 0;  // training time before a resume
   std::chrono::steady_clock::time_point start_;
 };
