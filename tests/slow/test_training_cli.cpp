@@ -19,83 +19,14 @@
 #include "sprint/scribble.h"
 #include "test_paths.h"
 #include "test_util.h"
+#include "train_cli_util.h"
 
 namespace fs = std::filesystem;
 using sprint::test::temp_dir;
+using namespace sprint::test::cli;
 
 namespace {
 
-const std::string kTrain = std::string(SPRINT_BINARY_DIR) + "/bin/sprint-train";
-
-pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    FILE* f = std::freopen(log.c_str(), "w", stderr);
-    (void)f;
-    if (!std::freopen(log.c_str(), "a", stdout)) _exit(126);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct Run {
-  int code;
-  std::string log;
-};
-
-Run train(std::vector<std::string> args, const std::string& log) {
-  args.insert(args.begin(), kTrain);
-  int code = wait_exit(spawn(args, log));
-  return {code, slurp(log)};
-}
-
-// A tiny dataset of coloured discs (the last item held out).
-std::string disc_dataset(const std::string& tag, int n = 6) {
-  auto dir = temp_dir(tag);
-  fs::create_directories(fs::path(dir) / "images");
-  std::ofstream m(fs::path(dir) / "manifest.jsonl");
-  for (int i = 0; i < n; ++i) {
-    auto img = torch::full({32, 32, 3}, 255, torch::kUInt8);
-    img.narrow(0, 6 + i, 14).narrow(1, 8, 12).select(2, i % 3).fill_(30 * i);
-    const std::string id = sprint::str("d", i);
-    sprint::write_png((fs::path(dir) / "images" / (id + ".png")).string(), img);
-    m << "{\"id\": \"" << id << "\", \"file\": \"images/" << id << ".png\", \"captions\": [\"shape " << i
-      << "\"], \"split\": \"" << (i == n - 1 ? "heldout" : "train") << "\"}\n";
-  }
-  return dir;
-}
-
-// A tiny autoencoder run config (16 px, f2c4), fast enough for dozens of steps per second.
-std::string tiny_ae_config(const std::string& dir, const std::string& data) {
-  const std::string file = dir + "/ae.json";
-  std::ofstream(file) << R"({"data": {"dir": ")" << data << R"("}, "resolution": 16, "batch": 4, "seed": 3,
-    "log_every": 1, "optim": {"lr": 3e-3}, "grad_clip": 1.0, "threads": 1,
-    "model": {"in_channels": 3, "latent_channels": 4, "attention_head_dim": 4,
-      "encoder_block_types": ["ResBlock", "ResBlock"], "decoder_block_types": ["ResBlock", "ResBlock"],
-      "encoder_block_out_channels": [8, 16], "decoder_block_out_channels": [8, 16],
-      "encoder_layers_per_block": [1, 1], "decoder_layers_per_block": [1, 1],
-      "encoder_qkv_multiscales": [[], []], "decoder_qkv_multiscales": [[], []],
-      "downsample_block_type": "Conv", "upsample_block_type": "interpolate",
-      "decoder_norm_types": "rms_norm", "decoder_act_fns": "silu"}})";
-  return file;
-}
 
 std::vector<std::string> losses(const std::string& run_dir) {
   std::vector<std::string> out;
@@ -151,10 +82,9 @@ TEST(TrainingCli, KillNineThenResumeMatchesAnUninterruptedRun) {
   ref_args.insert(ref_args.end(), {"--out", dir + "/ref"});
   ASSERT_EQ(train(ref_args, dir + "/ref.log").code, 0);
 
-  std::vector<std::string> args{kTrain};
-  args.insert(args.end(), common.begin(), common.end());
+  std::vector<std::string> args = common;
   args.insert(args.end(), {"--out", dir + "/k"});
-  pid_t pid = spawn(args, dir + "/k1.log");
+  pid_t pid = spawn(args, dir + "/k1.log", {});
   // Kill it once its second checkpoint is written, i.e. mid-run.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (std::chrono::steady_clock::now() < deadline) {
