@@ -165,6 +165,64 @@ TEST(TrainingCli, SmokeOfTheBundledModelRecipeLoadsInThePipeline) {
   ASSERT_TRUE(stage("pretrain", "teacher.json",
                     {"--set", "vae=" + dir + "/autoencoder/model/vae", "--set", "tokenizer=" + dir + "/tok/tokenizer.model",
                      "--set", "sample.steps=2"}));
+  // Fine-tune mode, as for an official checkpoint: a source teacher without QK norm and with the sparse timestep
+  // (timestep_scale 1000), then `init_from` it at lr 0 for one step. The loaded weights must come through unchanged
+  // (AdamW with lr 0 moves nothing), the new QK-norm weights start at 1, and the saved config has both stabilisers.
+  ASSERT_TRUE(stage("pretrain", "teacher.json",
+                    {"--out", dir + "/plain", "--set", "vae=" + dir + "/autoencoder/model/vae", "--set",
+                     "tokenizer=" + dir + "/tok/tokenizer.model", "--set", "sample.steps=2", "--set",
+                     "transformer.qk_norm=null", "--set", "transformer.timestep_scale=1000", "--set",
+                     "finetune.qk_norm=false", "--set", "finetune.dense_timestep=false"}));
+  const std::vector<std::string> finetune = {"--out", dir + "/finetune", "--set", "vae=" + dir + "/autoencoder/model/vae",
+                                             "--set", "init_from=" + dir + "/plain/model", "--set", "sample.steps=2",
+                                             "--set", "optim.lr=0", "--steps", "1"};
+  {  // the teacher config still names an architecture: that is refused with the reason
+    std::vector<std::string> a{"pretrain", "--config", cfgs + "teacher.json"};
+    a.insert(a.end(), quick.begin(), quick.end());
+    a.insert(a.end(), finetune.begin(), finetune.end());
+    auto r = train(a, dir + "/finetune-refused.log");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.log.find("remove the 'transformer' and 'text_encoder' sections"), std::string::npos) << r.log;
+  }
+  {
+    auto j = nlohmann::json::parse(slurp(cfgs + "teacher.json"), nullptr, true, /*ignore_comments=*/true);
+    j.erase("transformer");
+    j.erase("text_encoder");
+    j.erase("tokenizer");
+    std::ofstream(dir + "/finetune.json") << j.dump(2);
+  }
+  {
+    std::vector<std::string> a{"pretrain", "--config", dir + "/finetune.json"};
+    a.insert(a.end(), quick.begin(), quick.end());
+    a.insert(a.end(), finetune.begin(), finetune.end());
+    auto r = train(a, dir + "/finetune.log");
+    ASSERT_EQ(r.code, 0) << r.log;
+  }
+  {
+    auto src_cfg = nlohmann::json::parse(slurp(dir + "/plain/model/transformer/config.json"));
+    auto ft_cfg = nlohmann::json::parse(slurp(dir + "/finetune/model/transformer/config.json"));
+    EXPECT_TRUE(src_cfg["qk_norm"].is_null());
+    EXPECT_EQ(src_cfg["timestep_scale"].get<double>(), 1000.0);
+    EXPECT_EQ(ft_cfg["qk_norm"], "rms_norm_across_heads");
+    EXPECT_EQ(ft_cfg["timestep_scale"].get<double>(), 1.0);
+    for (const std::string part : {"transformer/diffusion_pytorch_model", "text_encoder/model"}) {
+      auto a = sprint::safetensors::load_all(dir + "/plain/model/" + part + ".safetensors");
+      auto b = sprint::safetensors::load_all(dir + "/finetune/model/" + part + ".safetensors");
+      int64_t norms = 0;
+      for (const auto& [k, v] : b) {
+        if (k.find("norm_q") != std::string::npos || k.find("norm_k") != std::string::npos) {
+          EXPECT_FALSE(a.count(k)) << k << " should be new in the fine-tuned model";
+          EXPECT_TRUE(torch::equal(v, torch::ones_like(v))) << k << " should start at 1";
+          ++norms;
+          continue;
+        }
+        ASSERT_TRUE(a.count(k)) << part << ": " << k << " is not in the source model";
+        EXPECT_TRUE(torch::equal(v, a.at(k))) << part << ": " << k << " changed at lr 0";
+      }
+      if (part.rfind("transformer", 0) == 0) EXPECT_GT(norms, 0) << "no QK-norm weights were added";
+      else EXPECT_EQ(a.size(), b.size());
+    }
+  }
   ASSERT_TRUE(stage("controlnet", "controlnet.json", {"--set", "teacher=" + dir + "/pretrain/model", "--set", "sample.steps=2"}));
   ASSERT_TRUE(stage("distill", "distill.json", {"--set", "teacher=" + dir + "/controlnet/model"}));
   for (const char* f : {"loss.png", "metrics.jsonl", "config.json", "samples/step-0000002.png"})

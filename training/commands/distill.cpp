@@ -223,6 +223,9 @@ int run_distill(const CommandLine& cl) {
         terms["g_norm"] = res.g_norm.item<double>();
       }
       if (use_ladd) {
+        // As the reference: the heads are in eval mode for the G step, so spectral norm keeps its (u, v) and runs no
+        // power iteration; BatchNormLocal uses batch statistics in either mode.
+        disc->eval();
         for (auto& p : d_params) p.set_requires_grad(false);
         auto x0_hat = student_x0(x0, cond, w);
         auto t_d = dist.slice(sample_trigflow_time(gen, GB, lc.disc_p_mean, lc.disc_p_std));
@@ -243,6 +246,7 @@ int run_distill(const CommandLine& cl) {
       if (ema) ema->update(*student);
     } else {
       student->eval();
+      disc->train();
       set_lr(*opt_d, lr_d, step / 2, s.warmup_steps);
       torch::Tensor x0_hat;
       {

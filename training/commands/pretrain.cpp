@@ -45,6 +45,8 @@ int run_pretrain(const CommandLine& cl) {
     tc = TransformerConfig::from_json(cfg.get<json>("transformer", json::object()), cfg.source() + " 'transformer'");
     gc = Gemma2Config::from_json(cfg.get<json>("text_encoder", json::object()), cfg.source() + " 'text_encoder'");
   } else {
+    SPRINT_CHECK(!cfg.has("transformer") && !cfg.has("text_encoder"), cfg.source(), ": 'init_from' fine-tunes the "
+                 "model in '", init_from, "' with its own configs; remove the 'transformer' and 'text_encoder' sections");
     tc = TransformerConfig::load((fs::path(init_from) / "transformer").string());
     gc = Gemma2Config::load((fs::path(init_from) / "text_encoder").string());
     po = PromptOptions::load(init_from);
