@@ -1,6 +1,12 @@
 #include "generation_worker.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -21,6 +27,20 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }
 
 constexpr auto kPollInterval = std::chrono::milliseconds(50);  // how often an idle worker checks for shutdown
+
+// The model runs at a lower CPU priority than the UI thread and the GL driver's threads, so that on a busy machine a
+// frame that is due is drawn before the next model step: a generation then takes a little longer, but drawing never
+// stalls. Linux nice values are per thread, and the threads LibTorch starts from this one inherit it.
+constexpr int kWorkerNice = 10;
+
+void lower_worker_priority() {
+#ifdef __linux__
+  const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+  if (::setpriority(PRIO_PROCESS, tid, kWorkerNice) != 0)
+    std::fprintf(stderr, "sprint-studio: could not lower the generation thread's priority (%s); drawing may stutter "
+                 "while the model runs\n", std::strerror(errno));
+#endif
+}
 
 }  // namespace
 
@@ -66,6 +86,7 @@ void GenerationWorker::publish(FrameResult r) {
 }
 
 void GenerationWorker::run() {
+  lower_worker_priority();
   torch::NoGradGuard no_grad;
   try {
     const auto t0 = std::chrono::steady_clock::now();

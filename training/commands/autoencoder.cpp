@@ -27,12 +27,8 @@ int run_autoencoder(const CommandLine& cl) {
   cfg.finish();
 
   const int threads = setup_threads(s.threads);
-  auto dist = start_distributed(s, "autoencoder");
-  const int64_t local_batch = dist.local_batch(s.batch), first_row = dist.first_row(s.batch);
-  RunFolder run(s.out, cl.resume, dist.is_main());
-  record_config(run, cfg, cl.resume);
-  auto data = ImageCaptionDataset::load(s.data_dir, "train", s.data_limit);
-  auto held = ImageCaptionDataset::load(s.data_dir, "heldout", 0);
+  RunSetup setup(s, cl, cfg, "autoencoder");
+  auto& [dist, local_batch, first_row, run, data, held] = setup;
 
   AutoencoderDC vae(vc);
   init_parameters(*vae, static_cast<uint64_t>(s.seed), 1.0);

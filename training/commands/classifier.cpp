@@ -49,12 +49,8 @@ int run_classifier(const CommandLine& cl) {
   cfg.finish();
 
   const int threads = setup_threads(s.threads);
-  auto dist = start_distributed(s, "classifier");
-  const int64_t local_batch = dist.local_batch(s.batch), first_row = dist.first_row(s.batch);
-  RunFolder run(s.out, cl.resume, dist.is_main());
-  record_config(run, cfg, cl.resume);
-  auto data = ImageCaptionDataset::load(s.data_dir, "train", s.data_limit);
-  auto held = ImageCaptionDataset::load(s.data_dir, "heldout", 0);
+  RunSetup setup(s, cl, cfg, "classifier");
+  auto& [dist, local_batch, first_row, run, data, held] = setup;
   nc.num_classes = data.size();
   with_context(cfg.source() + " 'model'", [&] { nc.validate("FeatureNet"); });
 

@@ -200,4 +200,14 @@ void run_loop(RunFolder& run, CheckpointContents& state, const CommonSettings& s
   if (writer) progress.finish();
 }
 
+RunSetup::RunSetup(const CommonSettings& s, const CommandLine& cl, const ConfigFile& cfg, const std::string& command)
+    : dist(start_distributed(s, command)),
+      local_batch(dist.local_batch(s.batch)),
+      first_row(dist.first_row(s.batch)),
+      run(s.out, cl.resume, dist.is_main()),
+      data(ImageCaptionDataset::load(s.data_dir, "train", s.data_limit)),
+      held(ImageCaptionDataset::load(s.data_dir, "heldout", 0)) {
+  record_config(run, cfg, cl.resume);
+}
+
 }  // namespace sprint::training::cli

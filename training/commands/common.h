@@ -103,4 +103,19 @@ void run_loop(RunFolder& run, CheckpointContents& state, const CommonSettings& s
 // Nothing when `run` is not the writer (data-parallel ranks other than 0).
 void record_config(RunFolder& run, const ConfigFile& cfg, bool resume);
 
+// What every training command opens once its models are built, in this order: the data-parallel group
+// (start_distributed), this rank's share of the batch, the run folder, the train and held-out splits of the dataset, and
+// the effective config recorded in the run folder. Use as
+//   RunSetup setup(s, cl, cfg, "pretrain");
+//   auto& [dist, local_batch, first_row, run, data, held] = setup;
+struct RunSetup {
+  RunSetup(const CommonSettings& s, const CommandLine& cl, const ConfigFile& cfg, const std::string& command);
+  Distributed dist;
+  int64_t local_batch;
+  int64_t first_row;
+  RunFolder run;
+  ImageCaptionDataset data;
+  ImageCaptionDataset held;
+};
+
 }  // namespace sprint::training::cli

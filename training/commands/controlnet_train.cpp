@@ -43,12 +43,8 @@ int run_controlnet(const CommandLine& cl) {
   const auto& tc = teacher->config;
   SPRINT_CHECK(layers < tc.num_layers, cfg.source(), ": controlnet.num_layers = ", layers,
                " must be below the teacher's ", tc.num_layers, " blocks");
-  auto dist = start_distributed(s, "controlnet");
-  const int64_t local_batch = dist.local_batch(s.batch), first_row = dist.first_row(s.batch);
-  RunFolder run(s.out, cl.resume, dist.is_main());
-  record_config(run, cfg, cl.resume);
-  auto data = ImageCaptionDataset::load(s.data_dir, "train", s.data_limit);
-  auto held = ImageCaptionDataset::load(s.data_dir, "heldout", 0);
+  RunSetup setup(s, cl, cfg, "controlnet");
+  auto& [dist, local_batch, first_row, run, data, held] = setup;
   const int64_t side = s.resolution / vae->config.spatial_compression();
 
   auto cc = ControlNetConfig::for_transformer(tc, static_cast<int>(layers),

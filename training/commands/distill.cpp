@@ -138,15 +138,11 @@ int run_distill(const CommandLine& cl) {
   if (with_cn) student->controlnet->front.set_explicit_attention(true);
   SanaDiscriminator disc(teacher, lc.head_block_ids, lc.virtual_batch);
 
-  auto dist = start_distributed(s, "distill");
-  const int64_t local_batch = dist.local_batch(s.batch), first_row = dist.first_row(s.batch);
+  RunSetup setup(s, cl, cfg, "distill");
+  auto& [dist, local_batch, first_row, run, data, held] = setup;
   SPRINT_CHECK(!dist.active() || local_batch % lc.virtual_batch == 0, cfg.source(), ": each rank's batch ",
                local_batch, " (batch ", s.batch, " / WORLD_SIZE ", dist.world(), ") must be a multiple of "
                "ladd.virtual_batch ", lc.virtual_batch, ", so that the BatchNormLocal groups are those of one process");
-  RunFolder run(s.out, cl.resume, dist.is_main());
-  record_config(run, cfg, cl.resume);
-  auto data = ImageCaptionDataset::load(s.data_dir, "train", s.data_limit);
-  auto held = ImageCaptionDataset::load(s.data_dir, "heldout", 0);
   const int64_t side = s.resolution / vae->config.spatial_compression();
 
   auto gen = make_generator(static_cast<uint64_t>(s.seed) + 17);

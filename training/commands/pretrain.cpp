@@ -68,12 +68,8 @@ int run_pretrain(const CommandLine& cl) {
                tc.caption_channels, " must equal text_encoder.hidden_size = ", gc.hidden_size);
 
   const int threads = setup_threads(s.threads);
-  auto dist = start_distributed(s, "pretrain");
-  const int64_t local_batch = dist.local_batch(s.batch), first_row = dist.first_row(s.batch);
-  RunFolder run(s.out, cl.resume, dist.is_main());
-  record_config(run, cfg, cl.resume);
-  auto data = ImageCaptionDataset::load(s.data_dir, "train", s.data_limit);
-  auto held = ImageCaptionDataset::load(s.data_dir, "heldout", 0);
+  RunSetup setup(s, cl, cfg, "pretrain");
+  auto& [dist, local_batch, first_row, run, data, held] = setup;
   auto vae = load_frozen_vae(vae_dir);
   SPRINT_CHECK(vae->config.latent_channels == tc.in_channels, cfg.source(), ": transformer.in_channels = ",
                tc.in_channels, " but the autoencoder in '", vae_dir, "' has ", vae->config.latent_channels,
