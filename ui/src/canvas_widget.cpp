@@ -1,5 +1,7 @@
 #include "sprint/ui/canvas_widget.h"
 
+#include "sprint/ui/picture_frame.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -23,11 +25,11 @@ CanvasEvents draw_canvas(const char* id, CanvasView& view, StrokeHistory& histor
   const ImVec2 p0 = ImGui::GetCursorScreenPos();
   const ImVec2 p1(p0.x + size.x, p0.y + size.y);
   ImDrawList* dl = ImGui::GetWindowDrawList();
-  dl->AddRectFilled(p0, p1, IM_COL32(30, 32, 38, 255));
 
   ImGui::InvisibleButton(id, size, ImGuiButtonFlags_MouseButtonLeft | ImGuiButtonFlags_MouseButtonRight |
                                        ImGuiButtonFlags_MouseButtonMiddle);
   if (!texture || canvas_w <= 0 || canvas_h <= 0) {
+    dl->AddRectFilled(p0, p1, kPaneBackground);
     const ImVec2 ts = ImGui::CalcTextSize(placeholder, nullptr, false, size.x - 20);
     dl->AddText(ImGui::GetFont(), ImGui::GetFontSize(), ImVec2(p0.x + std::max(10.0f, (size.x - ts.x) / 2), p0.y + (size.y - ts.y) / 2),
                 IM_COL32(200, 200, 200, 255), placeholder, nullptr, size.x - 20);
@@ -83,9 +85,7 @@ CanvasEvents draw_canvas(const char* id, CanvasView& view, StrokeHistory& histor
   const ImVec2 half(canvas_w * view.zoom / 2, canvas_h * view.zoom / 2);
   const ImVec2 c0(centre.x - half.x, centre.y - half.y), c1(centre.x + half.x, centre.y + half.y);
   dl->PushClipRect(p0, p1, true);
-  dl->AddRectFilled(ImVec2(c0.x + 4, c0.y + 4), ImVec2(c1.x + 4, c1.y + 4), IM_COL32(0, 0, 0, 90));  // shadow
-  dl->AddImage(texture, c0, c1);
-  dl->AddRect(c0, c1, IM_COL32(90, 95, 110, 255));
+  draw_framed_picture(dl, texture, p0, p1, c0, c1);
   if (ev.hovered || history.drawing()) {  // brush outline
     const float r = std::max(brush.radius * view.zoom, 1.5f);
     dl->AddCircle(io.MousePos, r, brush.eraser ? IM_COL32(255, 120, 120, 220) : IM_COL32(80, 160, 255, 220), 32, 1.5f);

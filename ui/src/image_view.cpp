@@ -1,5 +1,7 @@
 #include "sprint/ui/image_view.h"
 
+#include "sprint/ui/picture_frame.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -66,7 +68,6 @@ void draw_image_view(const char* id, ImTextureID texture, int width, int height,
   const ImVec2 p1(p0.x + size.x, p0.y + size.y);
   ImGui::InvisibleButton(id, size);
   ImDrawList* dl = ImGui::GetWindowDrawList();
-  dl->AddRectFilled(p0, p1, IM_COL32(30, 32, 38, 255));
   dl->PushClipRect(p0, p1, true);
   // The HUD gets a strip at the bottom of the pane so it never covers the picture (unless the pane is tiny).
   const float hud_h = overlay.show_hud ? hud_height() + 8 : 0.0f;
@@ -75,10 +76,9 @@ void draw_image_view(const char* id, ImTextureID texture, int width, int height,
     const float zoom = 0.96f * std::min(size.x / width, img_h / height);
     const ImVec2 c((p0.x + p1.x) / 2, p0.y + img_h / 2);
     const ImVec2 c0(c.x - width * zoom / 2, c.y - height * zoom / 2), c1(c.x + width * zoom / 2, c.y + height * zoom / 2);
-    dl->AddRectFilled(ImVec2(c0.x + 4, c0.y + 4), ImVec2(c1.x + 4, c1.y + 4), IM_COL32(0, 0, 0, 90));
-    dl->AddImage(texture, c0, c1);
-    dl->AddRect(c0, c1, IM_COL32(90, 95, 110, 255));
+    draw_framed_picture(dl, texture, p0, p1, c0, c1);
   } else {
+    dl->AddRectFilled(p0, p1, kPaneBackground);
     const char* msg = "no output yet";
     const ImVec2 ts = ImGui::CalcTextSize(msg);
     dl->AddText(ImVec2(p0.x + (size.x - ts.x) / 2, p0.y + (size.y - ts.y) / 2), IM_COL32(160, 160, 170, 255), msg);
