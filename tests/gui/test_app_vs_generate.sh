@@ -7,15 +7,20 @@
 #     selecting it restores its settings (seed) and shows it again, pixel for pixel;
 #   - import: a bad file changes nothing (message, same frame); importing the sketch of an earlier frame gives that
 #     frame again, exactly; undo brings the drawing back;
+#   - every input changes the frame: each stroke, the prompt edit, the seed change;
 #   - the exit timing report line;
 #   - adaptive pacing: with a frame budget no frame can meet, strokes are drafted with 1 step, and the frame shown
 #     once the input pauses is refined at the chosen steps (and again equals sprint-generate's).
 # Usage: test_app_vs_generate.sh SPRINT_STUDIO SPRINT_GENERATE MODEL_DIR OUT_DIR [SKETCH_CANVAS]
 # With SKETCH_CANVAS, MODEL_DIR is copied (as links) into OUT_DIR/model with sprint_pipeline.json
-# {"sketch_canvas": SKETCH_CANVAS}. Exit 77 (CTest SKIP_RETURN_CODE) when no X server can be started.
+# {"sketch_canvas": SKETCH_CANVAS}. Exit 77 (CTest SKIP_RETURN_CODE) when no X server can be started or MODEL_DIR has no
+# model_index.json.
 set -u
 studio=$1 generate=$2 model=$3 out=$4 sketch_canvas=${5:-0}
 here=$(cd "$(dirname "$0")" && pwd)
+if [[ ! -f "$model/model_index.json" ]]; then
+  echo "SKIP: no model at $model (the bundled one is built by ./bootstrap.sh model)"; exit 77
+fi
 
 source "$(dirname "$0")/xvfb.sh"
 
@@ -44,6 +49,7 @@ cat > "$out/replay.json" <<'JSON'
   {"type": "wait_idle"},
   {"type": "pause", "seconds": 0.8},
   {"type": "export_history", "index": 1, "suffix": "h1"},
+  {"type": "export_history", "index": 0, "suffix": "h0"},
   {"type": "select_history", "index": 1},
   {"type": "save_output", "suffix": "restored"},
   {"type": "import", "path": "bad.png"},
@@ -52,6 +58,8 @@ cat > "$out/replay.json" <<'JSON'
   {"type": "save_output", "suffix": "imported"},
   {"type": "undo"},
   {"type": "save_output", "suffix": "undone"},
+  {"type": "prompt", "text": "a red apple on a table"},
+  {"type": "save_output", "suffix": "prompt"},
   {"type": "mouse_stroke", "duration": 0.3, "points": [[0.06, 0.1], [0.3, 0.1]]},
   {"type": "wait_idle"}
 ]}
@@ -73,7 +81,7 @@ if ! grep -q "import failed" "$out/studio.stderr"; then
   echo "FAIL: importing a bad file gave no message"; exit 1
 fi
 
-for name in a b restored imported undone h1 ""; do
+for name in a b restored imported undone prompt h0 h1 ""; do
   png=$out/app${name:+.$name}.png
   "$generate" --from "$png" --out "$out/gen${name:+.$name}.png" --threads 1 2>"$out/gen${name:+.$name}.log"
   if [[ $? -ne 0 ]]; then
@@ -100,7 +108,7 @@ print(f"generation {w}x{h}, sketch canvas {sk[0]}x{sk[1]}")
 check((sk[0], sk[1]) == (cw, ch), f"sketch is {sk[0]}x{sk[1]}, expected {cw}x{ch}")
 check(sk[3].count(0) > 0, "the sketch has no ink")
 
-for name in ["a", "b", "restored", "imported", "undone", "h1", ""]:
+for name in ["a", "b", "restored", "imported", "undone", "prompt", "h0", "h1", ""]:
     suffix = "." + name if name else ""
     app, gen = pixels(f"{out}/app{suffix}.png"), pixels(f"{out}/gen{suffix}.png")
     same = app == gen
@@ -118,6 +126,10 @@ check(pixels(f"{out}/app.afterbad.sketch.png") == pixels(f"{out}/app.b.sketch.pn
 check(pixels(f"{out}/app.imported.sketch.png") == sk, "importing a sketch did not reproduce it on the canvas")
 check(pixels(f"{out}/app.imported.png") == a, "importing the sketch of frame a did not give frame a")
 check(pixels(f"{out}/app.undone.png") == b, "undoing the import did not bring the drawing back")
+check(pixels(f"{out}/app.h0.png")[3] != b[3], "the seed change did not change the frame")
+check(text(f"{out}/app.h0.png").get("sprint:seed") == "11", "history frame 0 is not the frame of seed 11")
+check(pixels(f"{out}/app.prompt.png")[3] != b[3], "editing the prompt did not change the frame")
+check(pixels(f"{out}/app.png")[3] != pixels(f"{out}/app.prompt.png")[3], "the last stroke did not change the frame")
 print("PASS" if ok else "FAILED")
 sys.exit(0 if ok else 1)
 PY
