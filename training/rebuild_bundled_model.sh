@@ -23,8 +23,8 @@ build="${1:?usage: rebuild_bundled_model.sh BUILD_DIR PYTHON [--smoke]}"
 py="${2:?usage: rebuild_bundled_model.sh BUILD_DIR PYTHON [--smoke]}"
 smoke="${3:-}"
 train="$build/bin/sprint-train"
-cfg="$here/training/configs/emoji"
 cd "$here"
+cfg=training/configs/emoji  # relative: the paths end up in reports and configs that are committed
 log() { printf '\033[1m[model]\033[0m %s\n' "$*" >&2; }
 
 runs=training/runs/emoji
@@ -80,6 +80,7 @@ log "eval -> $report"
 
 log "publish -> $model_dest"
 rm -rf "$model_dest.tmp"
+mkdir -p "$(dirname "$model_dest")"
 cp -r "$runs/student/model" "$model_dest.tmp"
 "$py" training/write_model_card.py --runs "$runs" --data "$data" --eval "$report/report.json" --out "$model_dest.tmp/README.md"
 rm -rf "$model_dest"

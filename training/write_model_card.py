@@ -110,7 +110,12 @@ def main():
     out += ["", "All stages at once: `./bootstrap.sh model` (resumes unfinished stages).", ""]
     out += ["## Evaluation", ""]
     if report:
-        out.append(f"See `assets/eval/report.md` for the tables and grids. Summary: `{json.dumps(report.get('goals', {}))}`")
+        out.append("See `assets/eval/report.md` for the tables and grids. The issue's goals:")
+        out.append("")
+        goals = report.get("goals", {})
+        for key, text in sorted(goals.items()):
+            if isinstance(text, str):
+                out.append(f"- {text}")
     else:
         out.append("No evaluation report was found.")
     out.append("")
