@@ -587,6 +587,9 @@ void Studio::frame(double now_s, double dt_s) {
     exit_code_ = 1;
   }
   poll_results(now_s);
+  // Before this frame's input can change the settings: a final frame that just arrived belongs to the input it was
+  // made for (a replay can save it and change the seed within this same frame).
+  update_history(t_input);
   poll_import();
 
   bool final = force_final_;

@@ -89,11 +89,14 @@ for name in a b restored imported undone prompt h0 h1 ""; do
   fi
 done
 
-PYTHONPATH=$here python3 - "$out" "$sketch_canvas" <<'PY'
-import sys
+PYTHONPATH=$here python3 - "$out" "$sketch_canvas" "$model" <<'PY'
+import json, os, sys
 from pngcheck import pixels, text
 
-out, sketch_canvas = sys.argv[1], int(sys.argv[2])
+out, sketch_canvas, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+cfg = os.path.join(model, "sprint_pipeline.json")
+if not sketch_canvas and os.path.exists(cfg):  # the model's own canvas size (the bundled model: 256)
+    sketch_canvas = json.load(open(cfg)).get("sketch_canvas", 0)
 ok = True
 def check(cond, msg):
     global ok
