@@ -492,7 +492,8 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
   ImGui::EndChild();
   ImGui::SameLine();
 
-  ImGui::BeginChild("panes", ImVec2(0, -status_h), false);
+  // No background of its own: the views fill theirs, and a software GL pays for every pixel filled twice.
+  ImGui::BeginChild("panes", ImVec2(0, -status_h), false, ImGuiWindowFlags_NoBackground);
   const float spacing = ImGui::GetStyle().ItemSpacing.x;
   const float pane_w = (ImGui::GetContentRegionAvail().x - spacing) / 2;
   ImGui::Text("Sketch%s", controls_.show_condition ? "  (condition map the model sees)" : "");

@@ -83,8 +83,11 @@ void draw_image_view(const char* id, ImTextureID texture, int width, int height,
     const ImVec2 ts = ImGui::CalcTextSize(msg);
     dl->AddText(ImVec2(p0.x + (size.x - ts.x) / 2, p0.y + (size.y - ts.y) / 2), IM_COL32(160, 160, 170, 255), msg);
   }
-  if (overlay.caption && *overlay.caption)
-    dl->AddText(ImVec2(p0.x + 10, p0.y + 8), IM_COL32(200, 205, 215, 255), overlay.caption);
+  if (overlay.caption && *overlay.caption) {  // on a dark plate: it must stay readable over a white picture
+    const ImVec2 at(p0.x + 10, p0.y + 8), ts = ImGui::CalcTextSize(overlay.caption);
+    dl->AddRectFilled(ImVec2(at.x - 4, at.y - 2), ImVec2(at.x + ts.x + 4, at.y + ts.y + 2), IM_COL32(10, 12, 16, 200), 3.0f);
+    dl->AddText(at, IM_COL32(200, 205, 215, 255), overlay.caption);
+  }
   if (overlay.busy) {
     draw_spinner(dl, ImVec2(p1.x - 22, p0.y + 22), 10.0f, ImGui::GetTime());
     const char* msg = "generating";
