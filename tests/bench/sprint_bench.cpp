@@ -892,7 +892,10 @@ int run_pipeline_bench(const Options& o) {
   if (!o.no_tiny) {
     PipelineCase t;
     t.name = "tiny";
-    t.label = "tiny fixture pipeline";
+    // --tiny-pipeline DIR names another folder (e.g. the bundled model): the tables say which.
+    t.label = o.tiny_pipeline == SPRINT_BENCH_TINY_PIPELINE_DIR
+                  ? std::string("tiny fixture pipeline")
+                  : "model " + fs::path(o.tiny_pipeline).lexically_normal().filename().string();
     t.model_dir = o.tiny_pipeline;
     t.size = 64;  // the fixture's size ("embedded size" until the bundled model)
     t.steps = o.steps > 0 ? o.steps : 2;
