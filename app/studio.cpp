@@ -588,8 +588,9 @@ void Studio::frame(double now_s, double dt_s) {
     exit_code_ = 1;
   }
   poll_results(now_s);
-  // Before this frame's input can change the settings: a final frame that just arrived belongs to the input it was
-  // made for (a replay can save it and change the seed within this same frame).
+  // Here, before this frame's input can change the settings: a final frame that just arrived belongs to the input it
+  // was made for (a replay can save it and change the seed within this same frame). A frame that joins on a pause
+  // joins at the start of the first UI frame after the pause.
   update_history(t_input);
   poll_import();
 
@@ -634,7 +635,6 @@ void Studio::frame(double now_s, double dt_s) {
   final |= events.pen_up;
   refresh_canvas();  // mouse edits
   submit_if_changed(final, t_input);
-  update_history(t_input);
   hud_.photon_p50_ms = hud_photon_ms_.percentile(50);
   hud_.photon_p99_ms = hud_photon_ms_.percentile(99);
 

@@ -109,14 +109,8 @@ int run(const StudioOptions& options, int threads, int win_w, int win_h, const s
   ImGui_ImplOpenGL3_Init("#version 330 core");
 
   // The main window draws no background (one full-window blended fill less per frame for a software GL): the clear
-  // colour is what its background looked like, the style's WindowBg over the old clear colour.
-  float clear[3];
-  {
-    const ImVec4 bg = ImGui::GetStyle().Colors[ImGuiCol_WindowBg];
-    const float under[3] = {0.09f, 0.10f, 0.12f};
-    const float c[3] = {bg.x, bg.y, bg.z};
-    for (int i = 0; i < 3; ++i) clear[i] = c[i] * bg.w + under[i] * (1 - bg.w);
-  }
+  // colour is its background, the style's opaque WindowBg.
+  const ImVec4 clear = ImGui::GetStyle().Colors[ImGuiCol_WindowBg];
 
   int code = 0;
   {
@@ -148,7 +142,7 @@ int run(const StudioOptions& options, int threads, int win_w, int win_h, const s
         int fb_w = 0, fb_h = 0;
         glfwGetFramebufferSize(window, &fb_w, &fb_h);
         glViewport(0, 0, fb_w, fb_h);
-        glClearColor(clear[0], clear[1], clear[2], 1.0f);
+        glClearColor(clear.x, clear.y, clear.z, 1.0f);
         glClear(GL_COLOR_BUFFER_BIT);
         ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
         studio.after_render(fb_w, fb_h);

@@ -153,11 +153,17 @@ TEST(TrainingCli, SmokeOfTheBundledModelRecipeLoadsInThePipeline) {
   const std::string cfgs = src + "/training/configs/emoji/";
   const std::vector<std::string> quick = {"--data-dir", data, "--threads", "2", "--steps", "2", "--batch", "8",
                                           "--ckpt-every", "1", "--sample-every", "2"};
-  auto stage = [&](const std::string& cmd, const std::string& cfg, std::vector<std::string> extra) {
-    std::vector<std::string> a{cmd, "--config", cfgs + cfg, "--out", dir + "/" + cmd};
+  // sprint-train CMD --config CONFIG, the quick flags, then `extra` (a later flag wins), logged to dir/LOG.
+  auto run_quick = [&](const std::string& cmd, const std::string& config, const std::vector<std::string>& extra,
+                       const std::string& log) {
+    std::vector<std::string> a{cmd, "--config", config};
     a.insert(a.end(), quick.begin(), quick.end());
     a.insert(a.end(), extra.begin(), extra.end());
-    auto r = train(a, dir + "/" + cmd + ".log");
+    return train(a, dir + "/" + log);
+  };
+  auto stage = [&](const std::string& cmd, const std::string& cfg, std::vector<std::string> extra) {
+    extra.insert(extra.begin(), {"--out", dir + "/" + cmd});
+    auto r = run_quick(cmd, cfgs + cfg, extra, cmd + ".log");
     EXPECT_EQ(r.code, 0) << cmd << ":\n" << r.log;
     return r.code == 0;
   };
@@ -177,10 +183,7 @@ TEST(TrainingCli, SmokeOfTheBundledModelRecipeLoadsInThePipeline) {
                                              "--set", "init_from=" + dir + "/plain/model", "--set", "sample.steps=2",
                                              "--set", "optim.lr=0", "--steps", "1"};
   {  // the teacher config still names an architecture: that is refused with the reason
-    std::vector<std::string> a{"pretrain", "--config", cfgs + "teacher.json"};
-    a.insert(a.end(), quick.begin(), quick.end());
-    a.insert(a.end(), finetune.begin(), finetune.end());
-    auto r = train(a, dir + "/finetune-refused.log");
+    auto r = run_quick("pretrain", cfgs + "teacher.json", finetune, "finetune-refused.log");
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.log.find("remove the 'transformer' and 'text_encoder' sections"), std::string::npos) << r.log;
   }
@@ -192,10 +195,7 @@ TEST(TrainingCli, SmokeOfTheBundledModelRecipeLoadsInThePipeline) {
     std::ofstream(dir + "/finetune.json") << j.dump(2);
   }
   {
-    std::vector<std::string> a{"pretrain", "--config", dir + "/finetune.json"};
-    a.insert(a.end(), quick.begin(), quick.end());
-    a.insert(a.end(), finetune.begin(), finetune.end());
-    auto r = train(a, dir + "/finetune.log");
+    auto r = run_quick("pretrain", dir + "/finetune.json", finetune, "finetune.log");
     ASSERT_EQ(r.code, 0) << r.log;
   }
   {

@@ -10,6 +10,8 @@ namespace sprint::ui {
 
 namespace {
 
+constexpr ImU32 kOverlayPlate = IM_COL32(10, 12, 16, 200);  // dark plate under text drawn over a picture
+
 double ema(double old, double sample) { return old == 0 ? sample : old + kHudEmaAlpha * (sample - old); }
 
 void draw_spinner(ImDrawList* dl, ImVec2 centre, float radius, double t) {
@@ -42,7 +44,7 @@ void draw_hud(ImDrawList* dl, ImVec2 at, const LatencyHud& h) {
   const float lh = ImGui::GetTextLineHeight();
   float w = 0;
   for (const auto& l : lines) w = std::max(w, ImGui::CalcTextSize(l).x);
-  dl->AddRectFilled(at, ImVec2(at.x + w + 16, at.y + kHudLines * lh + 12), IM_COL32(10, 12, 16, 200), 4.0f);
+  dl->AddRectFilled(at, ImVec2(at.x + w + 16, at.y + kHudLines * lh + 12), kOverlayPlate, 4.0f);
   for (int i = 0; i < kHudLines; ++i)
     dl->AddText(ImVec2(at.x + 8, at.y + 6 + i * lh), i == 0 ? IM_COL32(255, 255, 255, 255) : IM_COL32(175, 185, 200, 255),
                 lines[i]);
@@ -85,7 +87,7 @@ void draw_image_view(const char* id, ImTextureID texture, int width, int height,
   }
   if (overlay.caption && *overlay.caption) {  // on a dark plate: it must stay readable over a white picture
     const ImVec2 at(p0.x + 10, p0.y + 8), ts = ImGui::CalcTextSize(overlay.caption);
-    dl->AddRectFilled(ImVec2(at.x - 4, at.y - 2), ImVec2(at.x + ts.x + 4, at.y + ts.y + 2), IM_COL32(10, 12, 16, 200), 3.0f);
+    dl->AddRectFilled(ImVec2(at.x - 4, at.y - 2), ImVec2(at.x + ts.x + 4, at.y + ts.y + 2), kOverlayPlate, 3.0f);
     dl->AddText(at, IM_COL32(200, 205, 215, 255), overlay.caption);
   }
   if (overlay.busy) {
