@@ -2,15 +2,14 @@
 // (picture, caption, condition) triples) to <data.dir>/conditions/<id>.png, made by picture_to_scribble exactly as
 // training makes them on the fly (without augmentation), and a preview grid <data.dir>/conditions_preview.png
 // (pictures over their maps). Training does not read these files: it recomputes the maps after augmentation.
-#include <opencv2/imgcodecs.hpp>
 
 #include <filesystem>
 #include <iostream>
 
 #include "commands.h"
 #include "common.h"
-#include "sprint/atomic_file.h"
 #include "sprint/error.h"
+#include "sprint/image_io.h"
 #include "sprint/scribble.h"
 
 namespace fs = std::filesystem;
@@ -37,10 +36,7 @@ int run_conditions(const CommandLine& cl) {
   for (int64_t i = 0; i < data.size(); ++i) {
     const auto& it = data.item(i);
     auto map = picture_to_scribble(it.image, edges);
-    cv::Mat m(static_cast<int>(map.size(0)), static_cast<int>(map.size(1)), CV_8U, map.data_ptr<uint8_t>());
-    std::vector<uchar> png;
-    cv::imencode(".png", m, png);
-    write_file_atomically((fs::path(dir) / "conditions" / (it.id + ".png")).string(), std::string(png.begin(), png.end()));
+    write_png((fs::path(dir) / "conditions" / (it.id + ".png")).string(), map.unsqueeze(-1));
     if (i < preview) {
       pics.push_back(picture_to_tensor(it.image, side));
       maps.push_back(scribble_to_condition(map, side, side));

@@ -1,6 +1,5 @@
 #include "sprint/training/data.h"
 
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sprint/error.h"
+#include "sprint/image_io.h"
 #include "sprint/scribble.h"
 #include "sprint/training/sampling.h"
 
@@ -21,15 +21,12 @@ namespace sprint::training {
 namespace {
 
 torch::Tensor read_picture(const fs::path& file) {
-  cv::Mat bgr = cv::imread(file.string(), cv::IMREAD_COLOR);
-  SPRINT_CHECK(!bgr.empty(), "cannot read image '", file.string(), "' (missing, or not a PNG/JPEG OpenCV can decode)");
-  SPRINT_CHECK(bgr.rows == bgr.cols && bgr.rows >= 16, "image '", file.string(), "' is ", bgr.cols, "x", bgr.rows,
-               ": the dataset builder writes square pictures of at least 16 px");
-  cv::Mat rgb;
-  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  auto t = torch::empty({rgb.rows, rgb.cols, 3}, torch::kUInt8);
-  std::memcpy(t.data_ptr<uint8_t>(), rgb.data, static_cast<size_t>(rgb.rows) * rgb.cols * 3);
-  return t;
+  auto pixels = read_png(file.string()).pixels;  // throws naming the file when missing or not a PNG
+  SPRINT_CHECK(pixels.size(0) == pixels.size(1) && pixels.size(0) >= 16, "image '", file.string(), "' is ",
+               pixels.size(1), "x", pixels.size(0), ": the dataset builder writes square pictures of at least 16 px");
+  // Gray is spread to RGB; an alpha channel is dropped, not composited (the builder writes opaque RGB).
+  if (pixels.size(2) == 1) pixels = pixels.expand({-1, -1, 3});
+  return pixels.narrow(2, 0, 3).contiguous();
 }
 
 cv::Mat as_mat(const torch::Tensor& t) {

@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 
 #include "sprint/atomic_file.h"
 #include "sprint/error.h"
+#include "sprint/image_io.h"
 #include "sprint/model_folder.h"
 #include "sprint/safetensors.h"
 
@@ -237,7 +237,7 @@ void RunFolder::plot_losses(const std::vector<std::string>& terms) const {
   }
   const int pw = 480, ph = 220, cols = 2;
   const int rows = static_cast<int>((terms.size() + cols - 1) / cols);
-  cv::Mat img(rows * ph, cols * pw, CV_8UC3, cv::Scalar(255, 255, 255));
+  cv::Mat img(rows * ph, cols * pw, CV_8UC3, cv::Scalar(255, 255, 255));  // RGB, as write_png takes it
   for (size_t i = 0; i < terms.size(); ++i) {
     const auto& pts = series[terms[i]];
     const int x0 = static_cast<int>(i % cols) * pw, y0 = static_cast<int>(i / cols) * ph;
@@ -255,7 +255,7 @@ void RunFolder::plot_losses(const std::vector<std::string>& terms) const {
     for (auto& p : pts)
       poly.emplace_back(l + static_cast<int>((p.first - smin) / (smax - smin) * (r - l)),
                         b - static_cast<int>((yv(p.second) - vmin) / (vmax - vmin) * (b - t)));
-    cv::polylines(img, poly, false, cv::Scalar(200, 90, 30), 1, cv::LINE_AA);
+    cv::polylines(img, poly, false, cv::Scalar(30, 90, 200), 1, cv::LINE_AA);  // RGB
     auto label = [&](double v) { return positive ? str(std::pow(10.0, v)) : str(v); };
     cv::putText(img, label(vmax).substr(0, 8), {x0 + 2, t + 10}, cv::FONT_HERSHEY_SIMPLEX, 0.35, cv::Scalar(0, 0, 0), 1);
     cv::putText(img, label(vmin).substr(0, 8), {x0 + 2, b}, cv::FONT_HERSHEY_SIMPLEX, 0.35, cv::Scalar(0, 0, 0), 1);
@@ -265,9 +265,7 @@ void RunFolder::plot_losses(const std::vector<std::string>& terms) const {
     cv::putText(img, right, {r - 8 * static_cast<int>(right.size()), b + 16}, cv::FONT_HERSHEY_SIMPLEX, 0.35,
                 cv::Scalar(0, 0, 0), 1);
   }
-  std::vector<uchar> png;
-  cv::imencode(".png", img, png);
-  write_file_atomically(path("loss.png"), std::string(png.begin(), png.end()));
+  write_png(path("loss.png"), torch::from_blob(img.data, {img.rows, img.cols, 3}, torch::kUInt8));
 }
 
 // ---- progress ----------------------------------------------------------------------------------------------------
@@ -356,17 +354,14 @@ void save_image_grid(const std::string& file, const torch::Tensor& images, int64
   cv::Mat grid(static_cast<int>(rows * (h * upscale + pad) + pad), static_cast<int>(cols * (w * upscale + pad) + pad),
                CV_8UC3, cv::Scalar(255, 255, 255));
   for (int64_t i = 0; i < n; ++i) {
-    cv::Mat one(static_cast<int>(h), static_cast<int>(w), CV_8UC3, u8[i].data_ptr<uint8_t>()), big, bgr;
+    cv::Mat one(static_cast<int>(h), static_cast<int>(w), CV_8UC3, u8[i].data_ptr<uint8_t>()), big;
     cv::resize(one, big, cv::Size(), upscale, upscale, cv::INTER_NEAREST);
-    cv::cvtColor(big, bgr, cv::COLOR_RGB2BGR);
     const int x = static_cast<int>(pad + (i % cols) * (w * upscale + pad));
     const int y = static_cast<int>(pad + (i / cols) * (h * upscale + pad));
-    bgr.copyTo(grid(cv::Rect(x, y, bgr.cols, bgr.rows)));
+    big.copyTo(grid(cv::Rect(x, y, big.cols, big.rows)));
   }
-  std::vector<uchar> png;
-  cv::imencode(".png", grid, png);
   fs::create_directories(fs::path(file).parent_path());
-  write_file_atomically(file, std::string(png.begin(), png.end()));
+  write_png(file, torch::from_blob(grid.data, {grid.rows, grid.cols, 3}, torch::kUInt8));
 }
 
 }  // namespace sprint::training
