@@ -189,9 +189,12 @@ FrameResult GenerationWorker::generate(const Slot::Job& job) {
   g.width = req.width;
   g.height = req.height;
   g.cancelled = [this] { return stopping_.load(); };
+  g.image_on_device = pipeline_->device().is_cuda();  // the frame stays on the GPU for the interop display
   GenerateResult out = pipeline_->generate(g);
-  torch::Tensor rgb = to_uint8_image(out.image).contiguous();  // (H, W, 3)
-  r.rgb.assign(rgb.data_ptr<uint8_t>(), rgb.data_ptr<uint8_t>() + rgb.numel());
+  torch::Tensor rgb = to_uint8_image(out.image);  // (H, W, 3) uint8 on the run device
+  if (rgb.is_cuda()) r.rgb_device = rgb;
+  const torch::Tensor host = rgb.to(torch::kCPU);
+  r.rgb.assign(host.data_ptr<uint8_t>(), host.data_ptr<uint8_t>() + host.numel());
   r.times = out.times;
   r.wall_ms = ms_since(t0);
   return r;

@@ -66,6 +66,9 @@ struct FrameResult {
   LiveKey key;
   int width = 0, height = 0;
   std::vector<uint8_t> rgb;        // (height, width, 3), empty on error
+  // The same pixels on the GPU when the model runs on CUDA (undefined otherwise): the display copies them into its
+  // texture through CUDA-GL interop; rgb (copied on this worker thread) serves history, export and the CPU path.
+  torch::Tensor rgb_device;
   int canvas_width = 0, canvas_height = 0;
   std::shared_ptr<const std::vector<uint8_t>> canvas;  // the sketch this frame was made from (canvas size)
   // (canvas_height, canvas_width) scribble map made from the sketch, before ControlPipeline resizes it to the

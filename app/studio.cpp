@@ -3,6 +3,7 @@
 #include <epoxy/gl.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -96,6 +97,9 @@ void Studio::init_gl() {
 
 void Studio::shutdown_gl() {
   if (!gl_ready_) return;
+  if (interop_frames_ > 0)
+    std::fprintf(stderr, "sprint-studio: %lld frames went into the texture through CUDA-GL interop\n",
+                 static_cast<long long>(interop_frames_));
   interop_.release();
   ui::destroy_texture(canvas_tex_);
   ui::destroy_texture(condition_tex_);
@@ -252,7 +256,7 @@ void Studio::poll_results(double now_s) {
   f.canvas_width = r->canvas_width;
   f.canvas_height = r->canvas_height;
   f.final = r->final;
-  show_frame(f);
+  show_frame(f, r->rgb_device);
   output_in_history_ = false;
   // Pacing sees what a stroke costs: the prompt encoding is a one-off per prompt (cached while drawing), and the first
   // frame after loading pays one-off allocations and warm-up, which would start the app in draft mode.
@@ -276,10 +280,19 @@ void Studio::poll_results(double now_s) {
   ui::hud_record_result(hud_, now_s);
 }
 
-void Studio::show_frame(const ShownFrame& f) {
+void Studio::show_frame(const ShownFrame& f, const torch::Tensor& rgb_device) {
   output_ = f;
   last_frame_final_ = f.final;
-  if (gl_ready_) hud_.upload_ms = ui::upload_image(output_tex_, output_.rgb.data(), output_.width, output_.height, 3);
+  if (gl_ready_) {
+    // A CUDA frame goes GPU to GPU (interop); a CPU frame, a restored one, or a failed interop uses the CPU copy.
+    const auto t0 = std::chrono::steady_clock::now();
+    if (rgb_device.defined() && interop_.upload(output_tex_, rgb_device)) {
+      hud_.upload_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      ++interop_frames_;
+    } else {
+      hud_.upload_ms = ui::upload_image(output_tex_, output_.rgb.data(), output_.width, output_.height, 3);
+    }
+  }
   displayed_key_ = f.key;
 }
 

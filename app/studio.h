@@ -112,7 +112,8 @@ class Studio {
   void draw_menu();
   void update_history(double now_s);
   void restore_history(int index);
-  void show_frame(const ShownFrame& f);
+  // rgb_device: the frame's pixels on the GPU when it came from a CUDA model (uploaded through interop).
+  void show_frame(const ShownFrame& f, const torch::Tensor& rgb_device = {});
   void export_frame(const ShownFrame& f, const std::string& path);
   void save_output_png(const std::string& path) { export_frame(output_, path); }
   void take_screenshot(int w, int h);
@@ -173,6 +174,7 @@ class Studio {
   bool gl_ready_ = false;
   ui::GlTexture canvas_tex_, condition_tex_, output_tex_;
   CudaGlInterop interop_;  // output frames that are on the GPU; one message and the CPU copy when unavailable
+  int64_t interop_frames_ = 0;  // frames shown through interop (reported at exit)
   ui::DisplayPass display_;
   bool display_dirty_ = true;
   bool shown_condition_ = false;

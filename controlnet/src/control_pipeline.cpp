@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "sprint/error.h"
+#include "sprint/runtime.h"
 #include "sprint/scribble.h"
 
 namespace fs = std::filesystem;
@@ -62,6 +63,7 @@ torch::Tensor ControlPipeline::condition_latent(int width, int height, StageTime
   latent_version_ = condition_version_;
   latent_w_ = width;
   latent_h_ = height;
+  synchronize(device());
   if (times) times->condition_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return latent_;
 }

@@ -136,7 +136,7 @@ PngImage read_png(const std::string& path) {
 
 torch::Tensor to_uint8_image(const torch::Tensor& image, int64_t index) {
   SPRINT_CHECK(image.dim() == 4 && image.size(1) == 3, "expected (B, 3, H, W) image, got ", image.sizes());
-  auto x = (image[index].to(torch::kCPU, torch::kFloat32) * 0.5 + 0.5).clamp(0, 1);
+  auto x = (image[index].to(torch::kFloat32) * 0.5 + 0.5).clamp(0, 1);
   return (x * 255).round().to(torch::kUInt8).permute({1, 2, 0}).contiguous();
 }
 

@@ -148,8 +148,9 @@ TextEmbedding Pipeline::encode_prompt(const std::string& prompt, StageTimes* tim
   if (times) times->tokenize_ms = ms_since(t0);
   t0 = Clock::now();
   auto [embeds, sel_mask] = embed_prompts(*text_encoder_, batch, po, device_);
-  if (times) times->text_encoder_ms = ms_since(t0);
   TextEmbedding e{embeds.to(dtype_), sel_mask};
+  synchronize(device_);
+  if (times) times->text_encoder_ms = ms_since(t0);
   if (prompt_cache_.size() >= kPromptCacheSize) prompt_cache_.clear();
   prompt_cache_[prompt] = e;
   return e;
@@ -180,11 +181,13 @@ FlowModel Pipeline::make_flow(const TextEmbedding& text, const torch::Tensor& gu
   };
 }
 
-torch::Tensor Pipeline::decode(const torch::Tensor& latent) {
+torch::Tensor Pipeline::decode_on_device(const torch::Tensor& latent) {
   torch::InferenceMode guard;
   auto z = latent.to(device_, dtype_) / vae_->config.scaling_factor;
-  return vae_->decode(z).to(torch::kCPU, torch::kFloat32);
+  return vae_->decode(z).to(torch::kFloat32);
 }
+
+torch::Tensor Pipeline::decode(const torch::Tensor& latent) { return decode_on_device(latent).to(torch::kCPU); }
 
 GenerateResult Pipeline::generate(const GenerateRequest& r) {
   SPRINT_CHECK(r.steps >= 1 && r.steps <= 4, "steps = ", r.steps, ": SANA-Sprint samples in 1 to 4 steps");
@@ -238,8 +241,9 @@ GenerateResult Pipeline::generate(const GenerateRequest& r) {
   check_cancelled(r);
 
   t0 = Clock::now();
-  out.image = decode(out.latent);
+  out.image = r.image_on_device ? decode_on_device(out.latent) : decode(out.latent);
   if (bin) out.image = resize_and_crop(out.image, r.height, r.width);
+  synchronize(device_);
   times.decode_ms = ms_since(t0);
   report("decode", times.decode_ms);
   times.total_ms = ms_since(t_total);

@@ -21,6 +21,14 @@ int init_threads(int n) {
 
 bool cuda_available() { return torch::cuda::is_available(); }
 
+void synchronize(const torch::Device& device) {
+#ifdef SPRINT_HAVE_CUDA
+  if (device.is_cuda()) torch::cuda::synchronize(device.has_index() ? device.index() : -1);
+#else
+  (void)device;
+#endif
+}
+
 torch::Device pick_device(const std::string& name) {
   if (name.empty() || name == "auto") return cuda_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   torch::Device d(torch::kCPU);

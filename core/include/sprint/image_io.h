@@ -22,7 +22,7 @@ void write_png(const std::string& path, const torch::Tensor& pixels, const std::
 PngImage read_png(const std::string& path);
 
 // (B, 3, H, W) float in [-1, 1] (decoder output) -> (H, W, 3) uint8 of sample `index`, the diffusers way:
-// clamp(x * 0.5 + 0.5, 0, 1) * 255, rounded.
+// clamp(x * 0.5 + 0.5, 0, 1) * 255, rounded, computed in fp32 on the image's device.
 torch::Tensor to_uint8_image(const torch::Tensor& image, int64_t index = 0);
 
 }  // namespace sprint

@@ -91,6 +91,9 @@ struct GenerateRequest {
   // diffusers' use_resolution_binning: generate at the model's closest-aspect bin size, then resize and crop back
   // to width x height. Only where the transformer's sample_size has a table (see resolution_bin); else ignored.
   bool resolution_binning = true;
+  // Leave GenerateResult::image on the run device (a CUDA frame goes into a GL texture through CUDA-GL interop
+  // without a trip through host memory). Default: the image comes back in CPU memory.
+  bool image_on_device = false;
   std::function<bool()> cancelled;      // polled between stages and steps
   std::function<void(const std::string& stage, double ms)> on_stage;  // progress reporting
 };
@@ -101,7 +104,7 @@ struct StageTimes {
 };
 
 struct GenerateResult {
-  torch::Tensor image;   // (1, 3, H, W) float in [-1, 1], CPU
+  torch::Tensor image;   // (1, 3, H, W) float32 in [-1, 1], CPU (on the run device with image_on_device)
   torch::Tensor latent;  // (1, C, h/32, w/32) float32 final clean latent (x0 / sigma_d), CPU; h x w = the binned size
   int gen_width = 0, gen_height = 0;  // the size the model generated at (the bin when binning applied)
   StageTimes times;
@@ -123,7 +126,8 @@ class Pipeline {
 
   // Stages, usable on their own.
   TextEmbedding encode_prompt(const std::string& prompt, StageTimes* times = nullptr);  // cached by prompt text
-  torch::Tensor decode(const torch::Tensor& latent);  // (1, C, h, w) x0/sigma_d -> (1, 3, H, W) in [-1, 1]
+  torch::Tensor decode(const torch::Tensor& latent);  // (1, C, h, w) x0/sigma_d -> (1, 3, H, W) in [-1, 1], CPU fp32
+  torch::Tensor decode_on_device(const torch::Tensor& latent);  // the same, fp32 on the run device
 
   const std::string& model_dir() const { return dir_; }
   const torch::Device& device() const { return device_; }

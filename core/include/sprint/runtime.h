@@ -17,6 +17,10 @@ torch::Device pick_device(const std::string& name);
 
 bool cuda_available();
 
+// Waits for the work queued on `device` (no-op on the CPU). Stage timings call it at stage boundaries, so a CUDA
+// stage's time is its own and not the next stage's.
+void synchronize(const torch::Device& device);
+
 // One line describing the build and the device: "LibTorch 2.15.0, CPU (2 threads)" / "... CUDA (NVIDIA H100)".
 std::string describe_runtime(const torch::Device& device);
 
