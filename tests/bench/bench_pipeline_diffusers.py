@@ -104,20 +104,20 @@ def check_loading(folder, info):
         raise SystemExit(f"{folder}: the saved weights do not fit diffusers' model: {bad}")
 
 
-def load_components(model_dir):
+def load_components(model_dir, device, dtype):
     # low_cpu_mem_usage=False: the pinned venv has no `accelerate`, and asking for it only prints a warning.
-    kw = dict(torch_dtype=torch.float32, low_cpu_mem_usage=False, output_loading_info=True)
+    kw = dict(torch_dtype=dtype, low_cpu_mem_usage=False, output_loading_info=True)
     transformer, info = ControlledSprint.from_pretrained(os.path.join(model_dir, "transformer"), **kw)
     check_loading("transformer", info)
     controlnet, info = SanaControlNetModel.from_pretrained(os.path.join(model_dir, "controlnet"), **kw)
     check_loading("controlnet", info)
     vae, info = AutoencoderDC.from_pretrained(os.path.join(model_dir, "vae"), **kw)
     check_loading("vae", info)
-    text_encoder, info = Gemma2Model.from_pretrained(os.path.join(model_dir, "text_encoder"), dtype=torch.float32,
+    text_encoder, info = Gemma2Model.from_pretrained(os.path.join(model_dir, "text_encoder"), dtype=dtype,
                                                      attn_implementation="eager", output_loading_info=True)
     check_loading("text_encoder", info)
     for m in (transformer, controlnet, vae, text_encoder):
-        m.eval().requires_grad_(False)
+        m.eval().requires_grad_(False).to(device)
     object.__setattr__(transformer, "controlnet", controlnet)  # not a submodule: keeps the state dict as is
     return transformer, text_encoder, vae
 
@@ -138,14 +138,22 @@ def main():
     with open(os.path.join(args.work, "settings.json")) as f:
         s = json.load(f)
     threads = args.threads or s["threads"]
+    device = torch.device(s.get("device", "cpu"))
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[s.get("dtype", "fp32")]
+
+    def sync():  # stage boundaries wait for the GPU, as the C++ timings do
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     repeats = args.repeats or s["repeats"]
     torch.set_num_threads(threads)
     transformers.utils.logging.disable_progress_bar()
     print(f"bench_pipeline_diffusers.py: torch {torch.__version__}, diffusers {diffusers.__version__}, "
-          f"transformers {transformers.__version__}, {torch.get_num_threads()} threads, case {s['case']}", flush=True)
+          f"transformers {transformers.__version__}, {torch.get_num_threads()} threads, {device} {s.get('dtype', 'fp32')}, "
+          f"case {s['case']}", flush=True)
 
     t0 = time.perf_counter()
-    transformer, text_encoder, vae = load_components(s["model_dir"])
+    transformer, text_encoder, vae = load_components(s["model_dir"], device, dtype)
     print(f"  loaded in {time.perf_counter() - t0:.1f} s", flush=True)
     timer = Timer()
     tokenizer = SpmGemmaTokenizer(os.path.join(s["model_dir"], "tokenizer", "tokenizer.model"), timer)
@@ -158,13 +166,16 @@ def main():
 
     # Stage hooks.
     def te_pre(*_):
+        sync()
         timer.te_start = time.perf_counter()
 
     def te_post(*_):
+        sync()
         timer.te_end = time.perf_counter()
 
     def tr_pre(*_):
         if timer.tr_start is None:
+            sync()
             timer.tr_start = time.perf_counter()
 
     text_encoder.register_forward_pre_hook(te_pre)
@@ -173,9 +184,11 @@ def main():
     vae_decode = vae.decode
 
     def timed_decode(z, *a, **kw):
+        sync()
         timer.decode_start = time.perf_counter()
         timer.decode_input = z
         out = vae_decode(z, *a, **kw)
+        sync()
         timer.decode_ms = (time.perf_counter() - timer.decode_start) * 1e3
         return out
 
@@ -191,8 +204,9 @@ def main():
     def call():
         timer.reset()
         t_start = time.perf_counter()
-        img = ((cmap.float() / 255.0 - 0.5) / 0.5).expand(1, 3, h, w)
+        img = ((cmap.float() / 255.0 - 0.5) / 0.5).expand(1, 3, h, w).to(device, dtype)
         transformer.cond = vae.encode(img).latent * vae.config.scaling_factor
+        sync()
         condition_ms = (time.perf_counter() - t_start) * 1e3
         kw = dict(prompt=s["prompt"], num_inference_steps=steps, guidance_scale=s["guidance"], height=h, width=w,
                   use_resolution_binning=False, generator=torch.Generator().manual_seed(s["seed"]), output_type="pt")
@@ -200,6 +214,7 @@ def main():
             kw["intermediate_timesteps"] = None
         t1 = time.perf_counter()
         image = pipe(**kw)[0]
+        sync()
         call_ms = (time.perf_counter() - t1) * 1e3
         times = dict(tokenize=timer.tokenize * 1e3, text_encoder=(timer.te_end - timer.te_start) * 1e3,
                      condition=condition_ms, transformer=(timer.decode_start - timer.tr_start) * 1e3,
@@ -223,7 +238,8 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"tool": "bench_pipeline_diffusers.py", "torch": torch.__version__,
                        "diffusers": diffusers.__version__, "transformers": transformers.__version__,
-                       "threads": threads, "repeats": repeats, "case": s["case"], "cold_ms": cold,
+                       "threads": threads, "device": str(device), "dtype": s.get("dtype", "fp32"),
+                       "repeats": repeats, "case": s["case"], "cold_ms": cold,
                        "median_ms": median, "warm_ms": warm, "nmse_latent": err_latent, "nmse_image": err_image}, f,
                       indent=2)
 

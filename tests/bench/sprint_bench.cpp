@@ -10,11 +10,13 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <execinfo.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -687,15 +689,19 @@ std::optional<double> median_stage(const Scenario& sc, const std::string& key) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, int threads) {
+// device: "cpu" (fp32) or "cuda" (bf16, the pipeline's defaults).
+PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, int threads, const std::string& device) {
   PipelineResult res;
   res.pcase = pc;
-  std::cout << "\n== " << pc.label << ": C++ (ControlPipeline, cpu fp32, " << threads << " threads, " << pc.steps
+  const bool cuda = device == "cuda";
+  const char* dtype_name = cuda ? "bf16" : "fp32";
+  std::cout << "\n== " << pc.label << ": C++ (ControlPipeline, " << device << " " << dtype_name << ", " << threads
+            << " threads, " << pc.steps
             << " step" << (pc.steps > 1 ? "s" : "") << ", " << pc.repeats << " repeat" << (pc.repeats > 1 ? "s" : "")
             << " per warm scenario)\n" << std::flush;
   sprint::PipelineOptions po;
-  po.device = "cpu";
-  po.dtype = torch::kFloat32;
+  po.device = device;
+  po.dtype = cuda ? torch::kBFloat16 : torch::kFloat32;
   auto t0 = Clock::now();
   auto pipe = sprint::ControlPipeline::load(pc.model_dir.string(), po);
   res.load_s = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -751,7 +757,7 @@ PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, in
   sprint::safetensors::save((work / "inputs.safetensors").string(), sd);
   sprint::write_json_file((work / "settings.json").string(),
              {{"case", pc.name}, {"label", pc.label}, {"model_dir", pc.model_dir.string()}, {"threads", threads},
-              {"prompt", kPipelinePrompt}, {"seed", kPipelineSeed}, {"steps", pc.steps}, {"guidance", kPipelineGuidance},
+              {"device", device}, {"dtype", dtype_name}, {"prompt", kPipelinePrompt}, {"seed", kPipelineSeed}, {"steps", pc.steps}, {"guidance", kPipelineGuidance},
               {"width", pc.size}, {"height", pc.size}, {"control_scale", kControlScale}, {"repeats", pc.repeats},
               {"inputs", (work / "inputs.safetensors").string()}});
   return res;  // the pipeline (GBs at the real shape) is freed here, before diffusers loads its copy
@@ -827,7 +833,7 @@ void print_pipeline_result(const PipelineResult& r) {
   if (d) {
     auto num_or = [&](const char* k) { return d->contains(k) && !(*d)[k].is_null() ? fmt((*d)[k].get<double>(), "%.2e") : "-"; };
     std::cout << "same computation: final latent NMSE C++ vs diffusers " << num_or("nmse_latent") << ", image NMSE "
-              << num_or("nmse_image") << " (fp32; diffusers " << d->value("diffusers", "?") << ", torch "
+              << num_or("nmse_image") << " (" << d->value("device", "cpu") << " " << d->value("dtype", "fp32") << "; diffusers " << d->value("diffusers", "?") << ", torch "
               << d->value("torch", "?") << ", " << d->value("threads", 0) << " threads)\n";
   } else {
     std::cout << "diffusers: not run: " << r.diffusers_problem << "\n";
@@ -848,6 +854,7 @@ void print_pipeline_result(const PipelineResult& r) {
                "total+scribble"},
               rows, 1);
   for (const auto& sc : r.scenarios) std::cout << "  " << sc.name << ": " << sc.what << "\n";
+  std::cout << std::flush;  // the tables reach a piped log even if something fails later
 }
 
 json pipeline_result_json(const PipelineResult& r) {
@@ -876,9 +883,13 @@ json pipeline_result_json(const PipelineResult& r) {
 
 int run_pipeline_bench(const Options& o) {
   const int threads = sprint::init_threads(o.threads);
-  std::cout << "sprint-bench --pipeline: " << sprint::describe_runtime(torch::kCPU) << ", load average "
-            << load_average() << " (other processes skew the numbers)\n"
-            << "device: cpu fp32 only (CUDA is not measured in this mode)\n";
+  // --device cuda: both sides on the GPU in bf16 (the pipeline's CUDA default); otherwise the CPU in fp32.
+  const std::string device = o.device == "cuda" ? "cuda" : "cpu";
+  const auto dev = sprint::pick_device(device);  // throws with the reason when CUDA is asked for but missing
+  std::cout << "sprint-bench --pipeline: " << sprint::describe_runtime(dev) << ", load average " << load_average()
+            << " (other processes skew the numbers)\n"
+            << "device: " << device << (device == "cuda" ? " bf16" : " fp32")
+            << " (--device cpu|cuda picks one; stage times are device-synchronised)\n";
   const std::string py_problem = o.no_compare ? "--no-compare" : pipeline_python_problem(o);
   if (!py_problem.empty()) std::cout << "diffusers comparison unavailable: " << py_problem << "\n";
 
@@ -922,7 +933,7 @@ int run_pipeline_bench(const Options& o) {
   for (const auto& pc : cases) {
     if (pc.name != "tiny") write_real_shape_model(pc.model_dir, o.tokenizer);
     const fs::path work = root / pc.name;
-    auto res = run_cpp_pipeline(pc, work, threads);
+    auto res = run_cpp_pipeline(pc, work, threads, device);
     if (py_problem.empty()) {
       run_diffusers_pipeline(o, work, res);
     } else {
@@ -1606,6 +1617,7 @@ pipeline options:
   --pipeline-script PATH bench_pipeline_diffusers.py to run
   --tiny-pipeline DIR    tiny pipeline folder (default: the test fixture)
   --tokenizer FILE       tokenizer.model for the real-shape folder (default: the fixture tokenizer)
+  --device cpu|cuda      cpu: fp32 (default); cuda: bf16 on the GPU, diffusers too
   --train                training-step throughput (samples/s) of the teacher flow-matching step and the distill G
                          and D steps on the bundled model's sizes (random weights), next to the same steps in
                          PyTorch/diffusers (bench_train_diffusers.py) on the same weights, inputs and random draws,
@@ -1685,17 +1697,36 @@ Options parse_args(int argc, char** argv) {
 
 }  // namespace
 
+// A crash prints the stack (library names, and our functions by name: linked with -rdynamic) before dying, so a
+// run on a remote machine says where it failed.
+void on_fatal_signal(int sig) {
+  std::cout.flush();
+  const char msg[] = "\nsprint-bench: fatal signal, stack:\n";
+  [[maybe_unused]] auto n = write(STDERR_FILENO, msg, sizeof msg - 1);
+  void* frames[64];
+  backtrace_symbols_fd(frames, backtrace(frames, 64), STDERR_FILENO);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
 int main(int argc, char** argv) {
+  for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL}) std::signal(sig, on_fatal_signal);
   try {
     const Options o = parse_args(argc, argv);
+    int rc = 1;
     switch (o.mode) {
       case Options::Mode::Pipeline:
-        return run_pipeline_bench(o);
+        rc = run_pipeline_bench(o);
+        break;
       case Options::Mode::Transformer:
-        return run_transformer_bench(o);
+        rc = run_transformer_bench(o);
+        break;
       case Options::Mode::Train:
-        return run_train_bench(o);
+        rc = run_train_bench(o);
+        break;
     }
+    std::cout << "sprint-bench: done" << std::endl;
+    return rc;
   } catch (const std::exception& e) {
     std::cerr << "sprint-bench: " << e.what() << "\n";
   }

@@ -4,6 +4,9 @@
 #include <filesystem>
 #include <sstream>
 
+#include "sprint/control_pipeline.h"
+#include "sprint/error.h"
+
 namespace fs = std::filesystem;
 
 namespace sprint::test {
@@ -63,6 +66,45 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   os << "nmse " << e << " > " << tol << ", max abs diff " << max_abs_diff(actual, reference) << "; first values:";
   for (int64_t i = 0; i < std::min<int64_t>(6, a.numel()); ++i) os << " (" << a[i].item<double>() << " vs " << b[i].item<double>() << ")";
   return ::testing::AssertionFailure() << os.str();
+}
+
+std::vector<FixtureCaseError> fixture_pipeline_errors(const PipelineOptions& options) {
+  auto c = safetensors::Archive::open(fixture_path("pipeline/cases.safetensors"));
+  const auto prompts = read_json_file(fixture_path("pipeline/prompts.json")).get<std::vector<std::string>>();
+  auto pipe = ControlPipeline::load(fixture_path("pipeline/tiny_pipeline"), options);
+  pipe->set_control_scale(c.tensor("control_scale").item<double>());
+  std::vector<FixtureCaseError> errors;
+  for (const bool control : {false, true}) {
+    if (control) pipe->set_condition(c.tensor("condition_map").clone(), /*version=*/1);
+    for (auto [p, steps] : std::vector<std::pair<int, int>>{{0, 1}, {0, 2}, {0, 4}, {1, 2}}) {
+      const std::string plain_key = str("plain.p", p, ".s", steps);
+      const std::string key = str(control ? "control" : "plain", ".p", p, ".s", steps);
+      GenerateRequest r;
+      r.prompt = prompts.at(static_cast<size_t>(p));
+      r.steps = steps;
+      r.seed = static_cast<uint64_t>(c.tensor(key + ".seed").item<int64_t>());
+      r.width = r.height = 64;
+      r.guidance = 4.5;
+      auto out = pipe->generate(r);
+      FixtureCaseError e;
+      e.key = key;
+      e.latent = nmse(out.latent, c.tensor(key + ".latent"));
+      if (c.contains(key + ".image")) e.image = nmse((out.image * 0.5 + 0.5).clamp(0, 1), c.tensor(key + ".image"));
+      if (control) e.latent_vs_plain = nmse(out.latent, c.tensor(plain_key + ".latent"));
+      errors.push_back(e);
+    }
+  }
+  return errors;
+}
+
+void expect_fixture_pipeline_close(const PipelineOptions& options, double tol) {
+  for (const auto& e : fixture_pipeline_errors(options)) {
+    std::cout << "  " << e.key << ": latent NMSE " << e.latent << (e.image >= 0 ? str(", image NMSE ", e.image) : "")
+              << (e.latent_vs_plain >= 0 ? str(", vs the plain reference ", e.latent_vs_plain) : "") << "\n";
+    EXPECT_LE(e.latent, tol) << e.key;
+    if (e.image >= 0) EXPECT_LE(e.image, tol) << e.key;
+    if (e.latent_vs_plain >= 0) EXPECT_GT(e.latent_vs_plain, 100 * e.latent) << e.key << ": the condition was lost";
+  }
 }
 
 }  // namespace sprint::test

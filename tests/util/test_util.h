@@ -7,6 +7,7 @@
 #include <string>
 
 #include "sprint/config.h"
+#include "sprint/pipeline.h"
 #include "sprint/safetensors.h"
 #include "test_paths.h"
 
@@ -27,6 +28,21 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b);
 // gtest assertion: same shape, all finite, NMSE <= tol. On failure prints shape, NMSE, max abs diff and the
 // first differing values.
 ::testing::AssertionResult close_nmse(const torch::Tensor& actual, const torch::Tensor& reference, double tol);
+
+// The tiny fixture pipeline (tests/fixtures/pipeline, made by diffusers' SanaSprintPipeline) run with `options`
+// (device, dtype) over its reference cases, plain and with the ControlNet. Per case key ("plain.p0.s1",
+// "control.p1.s2", ...): NMSE of the final latent and of the [0, 1] image against the fp32 reference, and, for the
+// ControlNet cases, NMSE of the latent against the plain reference of the same prompt/steps/seed (how far the
+// ControlNet moves it: a result nearer the plain reference means the condition was lost).
+struct FixtureCaseError {
+  std::string key;
+  double latent = 0, image = -1;     // image -1: the case has no reference image
+  double latent_vs_plain = -1;       // ControlNet cases only
+};
+std::vector<FixtureCaseError> fixture_pipeline_errors(const PipelineOptions& options);
+// gtest expectations on the above: every NMSE <= tol, and each ControlNet case 100x nearer its own reference than
+// the plain one. Prints the errors (the figures go in notes).
+void expect_fixture_pipeline_close(const PipelineOptions& options, double tol);
 
 // Expects `f` to throw sprint::Error whose message contains every one of `needles`.
 template <typename F>
