@@ -80,7 +80,13 @@ case "$cmd" in
     install_apt; install_python; configure_and_build
     # Every test, every label. GPU and display tests skip with a reason when there is no GPU / display;
     # the GUI tests start their own Xvfb.
-    cd "$build" && ctest --output-on-failure --timeout 1500 -j "$jobs" "$@"
+    cd "$build"
+    rc=0
+    ctest --output-on-failure --timeout 1500 -j "$jobs" "$@" || rc=$?
+    # Why each skipped test skipped (GoogleTest prints the reason on the line after "Skipped").
+    awk '/^[0-9]+\/[0-9]+ Test: /{name=$3} /: Skipped$/{getline why; print "  skipped: " name ": " why}' \
+      Testing/Temporary/LastTest.log 2>/dev/null | sort -u
+    exit "$rc"
     ;;
   run)
     install_apt; install_python; configure_and_build

@@ -54,7 +54,8 @@ torch::Device pick_device(const std::string& name) {
 std::string describe_runtime(const torch::Device& device) {
   std::string s = str("LibTorch ", TORCH_VERSION, ", ");
   if (device.is_cuda()) return s + "CUDA device " + std::to_string(device.has_index() ? device.index() : 0);
-  return s + str("CPU (", torch::get_num_threads(), " threads)");
+  const int n = torch::get_num_threads();
+  return s + str("CPU (", n, n == 1 ? " thread)" : " threads)");
 }
 
 }  // namespace sprint
