@@ -249,13 +249,20 @@ torch::Tensor Gemma2AttentionImpl::forward(const torch::Tensor& x, const torch::
   // Eager path op for op (eager_attention_forward): repeat KV, scale, soft-cap, add mask, fp32 softmax, cast back.
   k = repeat_kv(k, heads / kv_heads);
   v = repeat_kv(v, heads / kv_heads);
-  auto w = torch::matmul(q, k.transpose(2, 3)) * scaling;
-  if (softcap) {
-    w = w / *softcap;
-    w = torch::tanh(w);
-    w = w * *softcap;
+  auto w = torch::matmul(q, k.transpose(2, 3));
+  if (!torch::GradMode::is_enabled() && w.scalar_type() == torch::kFloat32) {
+    // fp32 inference: the same ops in the same order, in place (bit-identical in fp32; in bf16 the in-place scalar
+    // ops round differently from transformers', so bf16 keeps the reference path). The (B, heads, L, L) scores are
+    // the largest tensors of the encoder (L = the instruction + 300 tokens): not allocating four more of them saves
+    // much of its time on a CPU.
+    w.mul_(scaling);
+    if (softcap) w.div_(*softcap).tanh_().mul_(*softcap);
+    w.add_(bias);
+  } else {  // training (autograd keeps the intermediates) and bf16
+    w = w * scaling;
+    if (softcap) w = torch::tanh(w / *softcap) * *softcap;
+    w = w + bias;
   }
-  w = w + bias;
   w = torch::softmax(w, -1, torch::kFloat32).to(q.scalar_type());
   auto o = torch::matmul(w, v).transpose(1, 2).contiguous().reshape({B, L, -1});
   return o_proj(o);
