@@ -30,8 +30,11 @@ constexpr auto kPollInterval = std::chrono::milliseconds(50);  // how often an i
 
 // The model runs at a lower CPU priority than the UI thread and the GL driver's threads, so that on a busy machine a
 // frame that is due is drawn before the next model step: a generation then takes a little longer, but drawing never
-// stalls. Linux nice values are per thread, and the threads LibTorch starts from this one inherit it.
-constexpr int kWorkerNice = 10;
+// stalls. Linux nice values are per thread, and the threads LibTorch starts from this one inherit it. Measured with
+// tests/bench/studio_responsiveness.sh on 2 cores (bundled model, 2026-11-26): nice 10 gave a UI frame p99 of
+// 17.5-20.6 ms over 7 runs, nice 19 gave 16.9-18.7 ms over 10, with 120-130 generated frames in both. Unlike
+// SCHED_IDLE, nice 19 still gets a share of a busy CPU, so generation cannot starve.
+constexpr int kWorkerNice = 19;
 
 void lower_worker_priority() {
 #ifdef __linux__
