@@ -5,10 +5,7 @@
 
 #include <ATen/Context.h>
 
-#include "sprint/control_pipeline.h"
-#include "sprint/image_io.h"
 #include "sprint/runtime.h"
-#include "sprint/scribble.h"
 #include "test_util.h"
 
 using namespace sprint;
@@ -41,26 +38,11 @@ struct Tf32Off {
   }
 };
 
-const std::string kBundled = std::string(SPRINT_SOURCE_DIR) + "/assets/models/sprint-emoji-64";
-
-// The bundled model on `device`/`dtype` with the apple sketch and three seeds: (3, 64, 64, 3) images in [0, 1].
+// The bundled model on `device`/`dtype` with the apple sketch and three seeds: (3, 3, 64, 64) images in [0, 1].
 torch::Tensor bundled_images(const std::string& device, torch::Dtype dtype) {
-  PipelineOptions o;
-  o.device = device;
-  o.dtype = dtype;
-  auto pipe = ControlPipeline::load(kBundled, o);
-  auto sketch = read_png(std::string(SPRINT_SOURCE_DIR) + "/assets/sketches/apple.png").pixels;
-  pipe->set_condition(sketch_to_scribble(sketch), 1);
+  auto pipe = test::bundled_pipeline_with_apple({device, dtype});
   std::vector<torch::Tensor> out;
-  for (uint64_t seed : {1, 2, 3}) {
-    GenerateRequest r;
-    r.prompt = "red apple";
-    r.steps = 1;
-    r.seed = seed;
-    r.width = r.height = 64;
-    r.guidance = 4.5;
-    out.push_back((pipe->generate(r).image * 0.5 + 0.5).clamp(0, 1));
-  }
+  for (uint64_t seed : {1, 2, 3}) out.push_back((pipe->generate(test::bundled_apple_request(seed)).image * 0.5 + 0.5).clamp(0, 1));
   return torch::cat(out);
 }
 

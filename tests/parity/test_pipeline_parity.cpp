@@ -18,38 +18,23 @@
 using namespace sprint;
 using sprint::test::close_nmse;
 using sprint::test::fixture_path;
+using sprint::test::fixture_pipeline_cases;
+using sprint::test::fixture_pipeline_prompts;
+using sprint::test::fixture_pipeline_request;
 
 namespace {
 constexpr double kFp32Nmse = 1e-10;
 const std::string kModel = "pipeline/tiny_pipeline";
 
-std::vector<std::string> prompts() {
-  return read_json_file(fixture_path("pipeline/prompts.json")).get<std::vector<std::string>>();
-}
-
-struct Case {
-  int prompt, steps;
-};
-const std::vector<Case> kCases = {{0, 1}, {0, 2}, {0, 4}, {1, 2}};
-
-GenerateRequest request(const safetensors::Archive& c, const std::string& key, const std::string& prompt, int steps) {
-  GenerateRequest r;
-  r.prompt = prompt;
-  r.steps = steps;
-  r.seed = static_cast<uint64_t>(c.tensor(key + ".seed").item<int64_t>());
-  r.width = r.height = 64;
-  r.guidance = 4.5;
-  return r;
-}
 }  // namespace
 
 TEST(PipelineParity, TextToImageMatchesSanaSprintPipeline) {
   auto c = safetensors::Archive::open(fixture_path("pipeline/cases.safetensors"));
   auto pipe = Pipeline::load(fixture_path(kModel));
-  auto ps = prompts();
-  for (auto [p, steps] : kCases) {
+  auto ps = fixture_pipeline_prompts();
+  for (auto [p, steps] : fixture_pipeline_cases()) {
     const std::string key = str("plain.p", p, ".s", steps);
-    auto out = pipe->generate(request(c, key, ps[p], steps));
+    auto out = pipe->generate(fixture_pipeline_request(c, key, ps[p], steps));
     EXPECT_TRUE(close_nmse(out.latent, c.tensor(key + ".latent"), kFp32Nmse)) << key;
     if (c.contains(key + ".image")) {
       EXPECT_TRUE(close_nmse((out.image * 0.5 + 0.5).clamp(0, 1), c.tensor(key + ".image"), kFp32Nmse)) << key;
@@ -62,10 +47,10 @@ TEST(PipelineParity, WithControlNetMatchesReference) {
   auto pipe = ControlPipeline::load(fixture_path(kModel));
   pipe->set_condition(c.tensor("condition_map").clone(), /*version=*/1);
   pipe->set_control_scale(c.tensor("control_scale").item<double>());
-  auto ps = prompts();
-  for (auto [p, steps] : kCases) {
+  auto ps = fixture_pipeline_prompts();
+  for (auto [p, steps] : fixture_pipeline_cases()) {
     const std::string key = str("control.p", p, ".s", steps);
-    auto out = pipe->generate(request(c, key, ps[p], steps));
+    auto out = pipe->generate(fixture_pipeline_request(c, key, ps[p], steps));
     EXPECT_TRUE(close_nmse(out.latent, c.tensor(key + ".latent"), kFp32Nmse)) << key;
     if (c.contains(key + ".image")) {
       EXPECT_TRUE(close_nmse((out.image * 0.5 + 0.5).clamp(0, 1), c.tensor(key + ".image"), kFp32Nmse)) << key;
@@ -77,7 +62,7 @@ TEST(PipelineParity, WithControlNetMatchesReference) {
   }
   // The ControlNet matters: without the condition the result is the plain pipeline's.
   pipe->clear_condition();
-  auto plain = pipe->generate(request(c, "plain.p0.s2", ps[0], 2));
+  auto plain = pipe->generate(fixture_pipeline_request(c, "plain.p0.s2", ps[0], 2));
   EXPECT_TRUE(close_nmse(plain.latent, c.tensor("plain.p0.s2.latent"), kFp32Nmse));
   EXPECT_GT(sprint::test::nmse(c.tensor("plain.p0.s2.latent"), c.tensor("control.p0.s2.latent")), 1e-4);
 }

@@ -6,6 +6,8 @@
 
 #include "sprint/control_pipeline.h"
 #include "sprint/error.h"
+#include "sprint/image_io.h"
+#include "sprint/scribble.h"
 
 namespace fs = std::filesystem;
 
@@ -68,24 +70,54 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return ::testing::AssertionFailure() << os.str();
 }
 
+std::vector<std::string> fixture_pipeline_prompts() {
+  return read_json_file(fixture_path("pipeline/prompts.json")).get<std::vector<std::string>>();
+}
+
+const std::vector<std::pair<int, int>>& fixture_pipeline_cases() {
+  static const std::vector<std::pair<int, int>> cases = {{0, 1}, {0, 2}, {0, 4}, {1, 2}};
+  return cases;
+}
+
+GenerateRequest fixture_pipeline_request(const safetensors::Archive& cases, const std::string& key,
+                                         const std::string& prompt, int steps) {
+  GenerateRequest r;
+  r.prompt = prompt;
+  r.steps = steps;
+  r.seed = static_cast<uint64_t>(cases.tensor(key + ".seed").item<int64_t>());
+  r.width = r.height = 64;
+  r.guidance = 4.5;
+  return r;
+}
+
+std::unique_ptr<ControlPipeline> bundled_pipeline_with_apple(const PipelineOptions& options) {
+  auto pipe = ControlPipeline::load(std::string(SPRINT_SOURCE_DIR) + "/assets/models/sprint-emoji-64", options);
+  pipe->set_condition(sketch_to_scribble(read_png(std::string(SPRINT_SOURCE_DIR) + "/assets/sketches/apple.png").pixels), 1);
+  return pipe;
+}
+
+GenerateRequest bundled_apple_request(uint64_t seed) {
+  GenerateRequest r;
+  r.prompt = "red apple";
+  r.steps = 1;
+  r.seed = seed;
+  r.width = r.height = 64;
+  r.guidance = 4.5;
+  return r;
+}
+
 std::vector<FixtureCaseError> fixture_pipeline_errors(const PipelineOptions& options) {
   auto c = safetensors::Archive::open(fixture_path("pipeline/cases.safetensors"));
-  const auto prompts = read_json_file(fixture_path("pipeline/prompts.json")).get<std::vector<std::string>>();
+  const auto prompts = fixture_pipeline_prompts();
   auto pipe = ControlPipeline::load(fixture_path("pipeline/tiny_pipeline"), options);
   pipe->set_control_scale(c.tensor("control_scale").item<double>());
   std::vector<FixtureCaseError> errors;
   for (const bool control : {false, true}) {
     if (control) pipe->set_condition(c.tensor("condition_map").clone(), /*version=*/1);
-    for (auto [p, steps] : std::vector<std::pair<int, int>>{{0, 1}, {0, 2}, {0, 4}, {1, 2}}) {
+    for (auto [p, steps] : fixture_pipeline_cases()) {
       const std::string plain_key = str("plain.p", p, ".s", steps);
       const std::string key = str(control ? "control" : "plain", ".p", p, ".s", steps);
-      GenerateRequest r;
-      r.prompt = prompts.at(static_cast<size_t>(p));
-      r.steps = steps;
-      r.seed = static_cast<uint64_t>(c.tensor(key + ".seed").item<int64_t>());
-      r.width = r.height = 64;
-      r.guidance = 4.5;
-      auto out = pipe->generate(r);
+      auto out = pipe->generate(fixture_pipeline_request(c, key, prompts.at(static_cast<size_t>(p)), steps));
       FixtureCaseError e;
       e.key = key;
       e.latent = nmse(out.latent, c.tensor(key + ".latent"));

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "sprint/config.h"
+#include "sprint/control_pipeline.h"
 #include "sprint/pipeline.h"
 #include "sprint/safetensors.h"
 #include "test_paths.h"
@@ -29,6 +30,13 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b);
 // first differing values.
 ::testing::AssertionResult close_nmse(const torch::Tensor& actual, const torch::Tensor& reference, double tol);
 
+// The tiny fixture pipeline's reference cases (tests/fixtures/pipeline, made by fx_pipeline.py): the prompts, the
+// (prompt index, steps) pairs, and the request of case `key` ("plain.p0.s1", ...: its seed, 64 x 64, guidance 4.5).
+std::vector<std::string> fixture_pipeline_prompts();
+const std::vector<std::pair<int, int>>& fixture_pipeline_cases();
+GenerateRequest fixture_pipeline_request(const safetensors::Archive& cases, const std::string& key,
+                                         const std::string& prompt, int steps);
+
 // The tiny fixture pipeline (tests/fixtures/pipeline, made by diffusers' SanaSprintPipeline) run with `options`
 // (device, dtype) over its reference cases, plain and with the ControlNet. Per case key ("plain.p0.s1",
 // "control.p1.s2", ...): NMSE of the final latent and of the [0, 1] image against the fp32 reference, and, for the
@@ -43,6 +51,11 @@ std::vector<FixtureCaseError> fixture_pipeline_errors(const PipelineOptions& opt
 // gtest expectations on the above: every NMSE <= tol, and each ControlNet case 100x nearer its own reference than
 // the plain one. Prints the errors (the figures go in notes).
 void expect_fixture_pipeline_close(const PipelineOptions& options, double tol);
+
+// The bundled model (assets/models/sprint-emoji-64) loaded with `options` and the apple sketch as its condition,
+// and the request the GPU tests make of it: "red apple", 1 step, 64 x 64, guidance 4.5, `seed`.
+std::unique_ptr<ControlPipeline> bundled_pipeline_with_apple(const PipelineOptions& options);
+GenerateRequest bundled_apple_request(uint64_t seed);
 
 // Expects `f` to throw sprint::Error whose message contains every one of `needles`.
 template <typename F>

@@ -16,7 +16,6 @@
 #include "sprint/control_pipeline.h"
 #include "sprint/image_io.h"
 #include "sprint/runtime.h"
-#include "sprint/scribble.h"
 #include "sprint/ui/gl_texture.h"
 #include "test_util.h"
 
@@ -135,13 +134,8 @@ TEST(CudaGlInterop, DisplayedGpuFrameEqualsTheHostCopy) {
   SPRINT_REQUIRE_CUDA_AND_GL(gl);
   // What the app's worker does on CUDA: the image stays on the GPU, the display takes it through interop, and the
   // host copy (history, export) has the same bytes.
-  auto pipe = ControlPipeline::load(std::string(SPRINT_SOURCE_DIR) + "/assets/models/sprint-emoji-64", {"cuda", {}});
-  pipe->set_condition(sketch_to_scribble(read_png(std::string(SPRINT_SOURCE_DIR) + "/assets/sketches/apple.png").pixels), 1);
-  GenerateRequest r;
-  r.prompt = "red apple";
-  r.steps = 1;
-  r.seed = 1;
-  r.width = r.height = 64;
+  auto pipe = test::bundled_pipeline_with_apple({"cuda", {}});
+  auto r = test::bundled_apple_request(1);
   r.image_on_device = true;
   const auto out = pipe->generate(r);
   ASSERT_TRUE(out.image.is_cuda());
