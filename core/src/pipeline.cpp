@@ -1,6 +1,7 @@
 // SANA-Sprint pipeline. See include/sprint/pipeline.h.
 #include "sprint/pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -70,6 +71,58 @@ std::pair<torch::Tensor, torch::Tensor> embed_prompts(Gemma2ModelImpl& text_enco
   return select_sana_tokens(hidden, mask, po.max_sequence_length);
 }
 
+TextEmbedding embed_prompts_trimmed(Gemma2ModelImpl& text_encoder, const TokenizedBatch& tokens,
+                                    const PromptOptions& po, const torch::Device& device,
+                                    const Gemma2PrefixCache* prefix) {
+  const auto& mask = tokens.attention_mask;
+  SPRINT_CHECK(mask.dim() == 2 && mask.sizes() == tokens.input_ids.sizes(), "embed_prompts_trimmed: mask ",
+               mask.sizes(), " does not match the token ids ", tokens.input_ids.sizes());
+  const int64_t L = mask.size(1), keep = po.max_sequence_length - 1;
+  auto real = mask.to(torch::kCPU).ne(0);
+  auto lengths = real.sum(1);  // (B,)
+  auto right_padded = torch::arange(L).view({1, L}).lt(lengths.view({-1, 1}));
+  if (!torch::equal(real, right_padded) || L < keep) {
+    auto [embeds, sel_mask] = embed_prompts(text_encoder, tokens, po, device);
+    return {embeds, sel_mask};
+  }
+  const int64_t R = lengths.max().item<int64_t>();
+  SPRINT_CHECK(R >= 1, "embed_prompts_trimmed: a prompt row has no tokens at all (not even BOS)");
+  // The selected columns: 0, then positions L - keep .. L - 1 (select_sana_tokens); column j >= 1 is real when its
+  // position is below the row's length. Keep the columns up to the last real one of any row.
+  const int64_t first = L - keep;
+  const int64_t columns = 1 + std::clamp<int64_t>(R - first, 0, keep);
+  auto index = torch::cat({torch::zeros({1}, torch::kLong), torch::arange(first, first + columns - 1, torch::kLong)});
+  auto sel_mask = tokens.attention_mask.index_select(1, index);
+  // Leading tokens that every row shares with the cached prefix (and that are real in every row).
+  int64_t use = 0;
+  if (prefix) {
+    use = std::min(prefix->length(), lengths.min().item<int64_t>());
+    auto ids = tokens.input_ids.to(torch::kCPU, torch::kLong).contiguous();
+    const auto* p = ids.data_ptr<int64_t>();
+    for (int64_t b = 0; b < ids.size(0); ++b)
+      for (int64_t j = 0; j < use; ++j)
+        if (p[b * L + j] != prefix->ids[static_cast<size_t>(j)]) {
+          use = j;
+          break;
+        }
+  }
+  const int64_t B = mask.size(0);
+  torch::Tensor hidden;
+  if (use == 0) {
+    hidden = text_encoder.forward(tokens.input_ids.narrow(1, 0, R), tokens.attention_mask.narrow(1, 0, R));
+  } else {
+    auto cached = prefix->hidden.narrow(1, 0, use).expand({B, -1, -1});
+    hidden = use == R ? cached
+                      : torch::cat({cached, text_encoder.forward_from(*prefix, use,
+                                                                      tokens.input_ids.narrow(1, use, R - use),
+                                                                      tokens.attention_mask.narrow(1, use, R - use))},
+                                   1);
+  }
+  auto embeds = hidden.index_select(1, index.to(hidden.device()));
+  if (sel_mask.ne(0).all().item<bool>()) return {embeds, torch::Tensor()};
+  return {embeds, sel_mask.to(device)};
+}
+
 PromptOptions PromptOptions::load(const std::string& model_dir) {
   PromptOptions o;
   auto path = fs::path(model_dir) / "sprint_pipeline.json";
@@ -89,6 +142,7 @@ PromptOptions PromptOptions::load(const std::string& model_dir) {
 Pipeline::Pipeline(const std::string& dir, const PipelineOptions& options) : dir_(dir) {
   device_ = pick_device(options.device);
   dtype_ = options.dtype.value_or(default_dtype_for(device_));
+  trim_text_padding_ = options.trim_text_padding;
 }
 
 std::unique_ptr<Pipeline> Pipeline::load(const std::string& dir, const PipelineOptions& options) {
@@ -147,8 +201,15 @@ TextEmbedding Pipeline::encode_prompt(const std::string& prompt, StageTimes* tim
   auto batch = tokenize_prompts(tokenizer_, {prompt}, po);
   if (times) times->tokenize_ms = ms_since(t0);
   t0 = Clock::now();
-  auto [embeds, sel_mask] = embed_prompts(*text_encoder_, batch, po, device_);
-  TextEmbedding e{embeds.to(dtype_), sel_mask};
+  TextEmbedding e;
+  if (trim_text_padding_) {
+    if (po.complex_human_instruction && !chi_cache_)
+      chi_cache_ = text_encoder_->encode_prefix(tokenizer_.encode(complex_human_instruction(), /*add_bos=*/true));
+    e = embed_prompts_trimmed(*text_encoder_, batch, po, device_, chi_cache_ ? &*chi_cache_ : nullptr);
+  } else {
+    std::tie(e.embeds, e.mask) = embed_prompts(*text_encoder_, batch, po, device_);
+  }
+  e.embeds = e.embeds.to(dtype_);
   synchronize(device_);
   if (times) times->text_encoder_ms = ms_since(t0);
   if (prompt_cache_.size() >= kPromptCacheSize) prompt_cache_.clear();

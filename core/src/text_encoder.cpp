@@ -238,7 +238,7 @@ Gemma2AttentionImpl::Gemma2AttentionImpl(const Gemma2Config& c, const torch::Ten
 }
 
 torch::Tensor Gemma2AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                           const torch::Tensor& bias) {
+                                           const torch::Tensor& bias, const Gemma2KV* past, Gemma2KV* present) {
   const int64_t B = x.size(0), L = x.size(1);
   auto q = q_proj(x).view({B, L, -1, head_dim}).transpose(1, 2);  // (B, heads, L, d)
   auto k = k_proj(x).view({B, L, -1, head_dim}).transpose(1, 2);  // (B, kv_heads, L, d)
@@ -246,6 +246,11 @@ torch::Tensor Gemma2AttentionImpl::forward(const torch::Tensor& x, const torch::
   auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
   q = q * c + rotate_half(q) * s;
   k = k * c + rotate_half(k) * s;
+  if (present) *present = {k, v};
+  if (past) {
+    k = torch::cat({past->k.expand({B, -1, -1, -1}), k}, 2);
+    v = torch::cat({past->v.expand({B, -1, -1, -1}), v}, 2);
+  }
   // Eager path op for op (eager_attention_forward): repeat KV, scale, soft-cap, add mask, fp32 softmax, cast back.
   k = repeat_kv(k, heads / kv_heads);
   v = repeat_kv(v, heads / kv_heads);
@@ -290,9 +295,10 @@ Gemma2DecoderLayerImpl::Gemma2DecoderLayerImpl(const Gemma2Config& c, const torc
 }
 
 torch::Tensor Gemma2DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
-                                              const torch::Tensor& sin, const torch::Tensor& bias) {
+                                              const torch::Tensor& sin, const torch::Tensor& bias,
+                                              const Gemma2KV* past, Gemma2KV* present) {
   // Sandwich norms: each branch is normed before and after, then added to the residual.
-  auto h = x + post_attention_layernorm(self_attn(input_layernorm(x), cos, sin, bias));
+  auto h = x + post_attention_layernorm(self_attn(input_layernorm(x), cos, sin, bias, past, present));
   return h + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h)));
 }
 
@@ -315,8 +321,8 @@ Gemma2ModelImpl::Gemma2ModelImpl(const Gemma2Config& c, const torch::TensorOptio
 }
 
 std::pair<torch::Tensor, torch::Tensor> Gemma2ModelImpl::rope(int64_t length, torch::Dtype dtype,
-                                                              const torch::Device& device) const {
-  auto pos = torch::arange(length, torch::TensorOptions().dtype(torch::kLong).device(device)).unsqueeze(0);
+                                                              const torch::Device& device, int64_t first) const {
+  auto pos = torch::arange(first, first + length, torch::TensorOptions().dtype(torch::kLong).device(device)).unsqueeze(0);
   auto freqs = pos.unsqueeze(-1).to(torch::kFloat32) * inv_freq.to(device);  // (1, L, d/2)
   auto emb = torch::cat({freqs, freqs}, -1);
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
@@ -324,20 +330,26 @@ std::pair<torch::Tensor, torch::Tensor> Gemma2ModelImpl::rope(int64_t length, to
 
 torch::Tensor Gemma2ModelImpl::attention_bias(const torch::Tensor& attention_mask, int64_t batch, int64_t length,
                                               bool sliding, torch::Dtype dtype, const torch::Device& device) const {
+  return attention_bias(attention_mask, batch, length, length, sliding, dtype, device);
+}
+
+torch::Tensor Gemma2ModelImpl::attention_bias(const torch::Tensor& attention_mask, int64_t batch, int64_t queries,
+                                              int64_t keys, bool sliding, torch::Dtype dtype,
+                                              const torch::Device& device) const {
   // masking_utils: causal (k <= q), sliding overlay (k > q - window), padding (mask[b, k]); eager_mask turns the
-  // boolean into 0 / finfo(dtype).min.
-  auto pos = torch::arange(length, torch::TensorOptions().dtype(torch::kLong).device(device));
-  auto q = pos.view({length, 1}), k = pos.view({1, length});
+  // boolean into 0 / finfo(dtype).min. The queries are the last `queries` of the `keys` positions.
+  const auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  auto q = torch::arange(keys - queries, keys, opts).view({queries, 1}), k = torch::arange(keys, opts).view({1, keys});
   auto allowed = k <= q;
   if (sliding) allowed = allowed & (k > q - static_cast<int64_t>(*config.sliding_window));
-  auto allowed4 = allowed.view({1, 1, length, length});
-  if (attention_mask.defined()) allowed4 = allowed4 & attention_mask.to(device, torch::kBool).view({batch, 1, 1, length});
-  allowed4 = allowed4.expand({batch, 1, length, length});
-  return torch::zeros({batch, 1, length, length}, torch::TensorOptions().dtype(dtype).device(device))
+  auto allowed4 = allowed.view({1, 1, queries, keys});
+  if (attention_mask.defined()) allowed4 = allowed4 & attention_mask.to(device, torch::kBool).view({batch, 1, 1, keys});
+  allowed4 = allowed4.expand({batch, 1, queries, keys});
+  return torch::zeros({batch, 1, queries, keys}, torch::TensorOptions().dtype(dtype).device(device))
       .masked_fill(allowed4.logical_not(), finfo_min(dtype));
 }
 
-torch::Tensor Gemma2ModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+void Gemma2ModelImpl::check_inputs(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) const {
   SPRINT_CHECK(input_ids.dim() == 2, "text encoder: input_ids must be (B, L), got ", input_ids.sizes());
   SPRINT_CHECK(!torch::isFloatingType(input_ids.scalar_type()) && input_ids.scalar_type() != torch::kBool,
                "text encoder: input_ids must be an integer tensor, got ", c10::toString(input_ids.scalar_type()));
@@ -346,27 +358,67 @@ torch::Tensor Gemma2ModelImpl::forward(const torch::Tensor& input_ids, const tor
   if (attention_mask.defined())
     SPRINT_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == B && attention_mask.size(1) == L,
                  "text encoder: attention_mask must be (B, L) = ", input_ids.sizes(), ", got ", attention_mask.sizes());
+  check_ids(input_ids);
+}
+
+void Gemma2ModelImpl::check_ids(const torch::Tensor& input_ids) const {
   // An out-of-range id is a device-side assert on CUDA; name it here instead.
   const int64_t lo = input_ids.min().item<int64_t>(), hi = input_ids.max().item<int64_t>();
   SPRINT_CHECK(lo >= 0 && hi < config.vocab_size, "text encoder: token id ", lo < 0 ? lo : hi,
                " outside the vocabulary [0, ", config.vocab_size, ")");
+}
 
+torch::Tensor Gemma2ModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  check_inputs(input_ids, attention_mask);
+  return run(input_ids, attention_mask, nullptr, 0, nullptr);
+}
+
+torch::Tensor Gemma2ModelImpl::run(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                   const Gemma2PrefixCache* past, int64_t use, std::vector<Gemma2KV>* present) {
   const auto& w = embed_tokens->weight;
   const auto dtype = w.scalar_type();
   const auto device = w.device();
+  const int64_t B = input_ids.size(0), L = input_ids.size(1), P = past ? use : 0;
   auto ids = input_ids.to(device, torch::kLong);
   auto mask = attention_mask.defined() ? attention_mask.to(device) : attention_mask;
+  if (mask.defined() && P > 0)  // the cached positions are real tokens
+    mask = torch::cat({torch::ones({B, P}, mask.options()), mask}, 1);
 
   auto h = embed_tokens(ids);
-  auto [cos, sin] = rope(L, dtype, device);
+  auto [cos, sin] = rope(L, dtype, device, P);
   torch::Tensor bias_full, bias_sliding;
+  if (present) present->resize(blocks.size());
   for (int i = 0; i < config.num_hidden_layers; ++i) {
     const bool sliding = config.is_sliding(i);
     auto& bias = sliding ? bias_sliding : bias_full;
-    if (!bias.defined()) bias = attention_bias(mask, B, L, sliding, dtype, device);
-    h = blocks[static_cast<size_t>(i)]->forward(h, cos, sin, bias);
+    if (!bias.defined()) bias = attention_bias(mask, B, L, P + L, sliding, dtype, device);
+    const auto li = static_cast<size_t>(i);
+    Gemma2KV kv_past;
+    if (past) kv_past = {past->kv[li].k.narrow(2, 0, P), past->kv[li].v.narrow(2, 0, P)};
+    h = blocks[li]->forward(h, cos, sin, bias, past ? &kv_past : nullptr, present ? &(*present)[li] : nullptr);
   }
   return norm(h);
+}
+
+Gemma2PrefixCache Gemma2ModelImpl::encode_prefix(const std::vector<int64_t>& ids) {
+  SPRINT_CHECK(!ids.empty(), "text encoder: encode_prefix needs at least one token");
+  torch::InferenceMode guard;
+  Gemma2PrefixCache c;
+  c.ids = ids;
+  auto t = torch::tensor(ids, torch::kLong).view({1, -1});
+  check_ids(t);
+  c.hidden = run(t, {}, nullptr, 0, &c.kv);
+  return c;
+}
+
+torch::Tensor Gemma2ModelImpl::forward_from(const Gemma2PrefixCache& prefix, int64_t use,
+                                            const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  SPRINT_CHECK(use >= 0 && use <= prefix.length(), "text encoder: forward_from uses ", use, " of ",
+               prefix.length(), " cached tokens");
+  SPRINT_CHECK(prefix.kv.size() == blocks.size(), "text encoder: the prefix cache has ", prefix.kv.size(),
+               " layers, the encoder ", blocks.size());
+  check_inputs(input_ids, attention_mask);
+  return run(input_ids, attention_mask, use > 0 ? &prefix : nullptr, use, nullptr);
 }
 
 LoadReport load_text_encoder_weights(Gemma2ModelImpl& model, const safetensors::Archive& archive,

@@ -91,7 +91,7 @@ struct Options {
   std::string tokenizer = SPRINT_BENCH_TOKENIZER;
   int size = 0;            // real-shape image side; 0: real shape not run (opt-in with --real or --size)
   int steps = 0;           // 0: per case (tiny 2, real shape 1)
-  bool no_tiny = false, no_compare = false;
+  bool no_tiny = false, no_compare = false, no_trim = false;
   // --train
   int64_t train_batch = 16;
   std::string device;  // "": cpu, and cuda when available
@@ -690,7 +690,8 @@ std::optional<double> median_stage(const Scenario& sc, const std::string& key) {
 }
 
 // device: "cpu" (fp32) or "cuda" (bf16, the pipeline's defaults).
-PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, int threads, const std::string& device) {
+PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, int threads, const std::string& device,
+                                bool trim_text_padding) {
   PipelineResult res;
   res.pcase = pc;
   const bool cuda = device == "cuda";
@@ -698,9 +699,11 @@ PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, in
   std::cout << "\n== " << pc.label << ": C++ (ControlPipeline, " << device << " " << dtype_name << ", " << threads
             << " threads, " << pc.steps
             << " step" << (pc.steps > 1 ? "s" : "") << ", " << pc.repeats << " repeat" << (pc.repeats > 1 ? "s" : "")
-            << " per warm scenario)\n" << std::flush;
+            << " per warm scenario; text padding " << (trim_text_padding ? "skipped" : "computed, --no-trim") << ")\n"
+            << std::flush;
   sprint::PipelineOptions po;
   po.device = device;
+  po.trim_text_padding = trim_text_padding;
   po.dtype = cuda ? torch::kBFloat16 : torch::kFloat32;
   auto t0 = Clock::now();
   auto pipe = sprint::ControlPipeline::load(pc.model_dir.string(), po);
@@ -933,7 +936,7 @@ int run_pipeline_bench(const Options& o) {
   for (const auto& pc : cases) {
     if (pc.name != "tiny") write_real_shape_model(pc.model_dir, o.tokenizer);
     const fs::path work = root / pc.name;
-    auto res = run_cpp_pipeline(pc, work, threads, device);
+    auto res = run_cpp_pipeline(pc, work, threads, device, !o.no_trim);
     if (py_problem.empty()) {
       run_diffusers_pipeline(o, work, res);
     } else {
@@ -1613,6 +1616,8 @@ pipeline options:
   --repeats N            runs per warm scenario (default: tiny 5, real shape 1)
   --no-tiny              skip the tiny fixture pipeline
   --no-compare           C++ only (skip bench_pipeline_diffusers.py)
+  --no-trim              C++ encodes all max_sequence_length text columns, as diffusers does, instead of skipping
+                         the padding (embed_prompts_trimmed; the same image): shows what that skip is worth
   --keep                 keep the temporary folder (random model, settings, outputs)
   --pipeline-script PATH bench_pipeline_diffusers.py to run
   --tiny-pipeline DIR    tiny pipeline folder (default: the test fixture)
@@ -1677,6 +1682,7 @@ Options parse_args(int argc, char** argv) {
     } else if (a == "--steps") { o.steps = number(); SPRINT_CHECK(o.steps >= 1 && o.steps <= 4, "--steps must be 1 to 4");
     } else if (a == "--no-tiny") { o.no_tiny = true;
     } else if (a == "--no-compare") { o.no_compare = true;
+    } else if (a == "--no-trim") { o.no_trim = true;
     } else if (a == "--pipeline-script") { o.pipeline_script = value();
     } else if (a == "--tiny-pipeline") { o.tiny_pipeline = value();
     } else if (a == "--tokenizer") { o.tokenizer = value();

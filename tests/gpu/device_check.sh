@@ -11,7 +11,9 @@
 # summary at the end says which steps failed.
 #
 #   tests/gpu/device_check.sh [build tests bench train ...]   (default: all four; "noui" builds without the app;
-#                                                             bench-bundled / bench-1024: one of the two benches)
+#                                                             bench-bundled / bench-1024: one of the two benches;
+#                                                             bench-1024-notrim: the 1024 one with --no-trim;
+#                                                             build-bench gdb-bench / asan-bench: the bench's crash)
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -73,8 +75,23 @@ if want build-bench; then  # the bench alone (for gdb-bench)
   run build ninja -C "$b" sprint-bench
 fi
 if want gdb-bench; then  # where a bench run crashes: every thread's stack
-  run gdb-bench cuda-gdb -batch -ex run -ex "thread apply all bt 25" --args "$bin/sprint-bench" --pipeline \
+  # At a jump to address 0 the stack cannot be unwound: the registers and the words around the stack pointer
+  # (x/a names the code addresses among them) say who jumped there.
+  run gdb-bench cuda-gdb -batch -ex run -ex "info registers rip rsp rbp rax rdi" -ex 'x/32a $sp-128' \
+    -ex "thread apply 1 bt 25" --args "$bin/sprint-bench" --pipeline \
     --device cuda --tiny-pipeline assets/models/sprint-emoji-64 --steps 1 --repeats 2 --no-compare
+fi
+if want asan-bench; then  # the bench built with AddressSanitizer (its own build folder), run on the bundled model
+  ab=/tmp/sprint-build-asan
+  run configure-asan cmake -S "$root" -B "$ab" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPRINT_CUDA=ON \
+    -DSPRINT_BUILD_UI=OFF -DSPRINT_PYTHON="$(command -v python3)" -DCMAKE_PREFIX_PATH="$deps" \
+    -DCMAKE_BUILD_RPATH="$deps/lib/x86_64-linux-gnu" \
+    "-DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags -fsanitize=address" \
+    "-DCMAKE_CXX_FLAGS=-fsanitize=address -fno-omit-frame-pointer" -DTORCH_CUDA_ARCH_LIST=9.0
+  run build-asan ninja -C "$ab" sprint-bench
+  ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=0:detect_stack_use_after_return=1:halt_on_error=1 \
+    run asan-bench "$ab/bin/sprint-bench" --pipeline --device cuda --tiny-pipeline assets/models/sprint-emoji-64 \
+    --steps 1 --repeats 2 --no-compare
 fi
 
 if want tests; then
@@ -92,6 +109,10 @@ fi
 if want bench || want bench-1024; then
   run bench-1024 "$bin/sprint-bench" --pipeline --device cuda --size 1024 --steps 1 --repeats 5 \
     --json "$OUT/bench-1024.json"  # 5 warm runs per scenario: the medians are steady on a GPU
+fi
+if want bench-1024-notrim; then  # the same with every text column encoded (what skipping the padding is worth)
+  run bench-1024-notrim "$bin/sprint-bench" --pipeline --device cuda --size 1024 --steps 1 --repeats 5 --no-trim \
+    --json "$OUT/bench-1024-notrim.json"
 fi
 
 if want train; then

@@ -67,6 +67,76 @@ TEST(PipelineParity, WithControlNetMatchesReference) {
   EXPECT_GT(sprint::test::nmse(c.tensor("plain.p0.s2.latent"), c.tensor("control.p0.s2.latent")), 1e-4);
 }
 
+// The full computation (every text column, as diffusers does it) against the same references: the default path
+// skips the padding (embed_prompts_trimmed), so this keeps the reference-shaped path checked too.
+TEST(PipelineParity, FullTextSelectionMatchesReferenceToo) {
+  PipelineOptions o;
+  o.trim_text_padding = false;
+  sprint::test::expect_fixture_pipeline_close(o, kFp32Nmse);
+}
+
+// embed_prompts_trimmed against embed_prompts on the fixture's encoder: the real columns agree, the dropped ones
+// are exactly the padded ones. Tolerance 1e-12 NMSE: the same fp32 arithmetic on a shorter sequence; only the
+// summation order of the attention's softmax and matmuls over (masked) extra keys can differ.
+TEST(PipelineTextPadding, TrimmedEmbeddingIsTheRealPartOfTheFullOne) {
+  auto dir = fixture_path(kModel);
+  auto po = PromptOptions::load(dir);
+  auto tok = Tokenizer::load(dir + "/tokenizer");
+  auto te = load_text_encoder(dir + "/text_encoder");
+  torch::InferenceMode guard;
+  ASSERT_TRUE(po.complex_human_instruction) << "the fixture is meant to exercise the CHI prefix cache";
+  const auto chi = te->encode_prefix(tok.encode(complex_human_instruction(), /*add_bos=*/true));
+  auto check = [&](const std::vector<std::string>& prompts, const Gemma2PrefixCache* prefix) {
+    SCOPED_TRACE(prompts.front() + (prefix ? ", with the CHI cache" : ""));
+    auto batch = tokenize_prompts(tok, prompts, po);
+    auto [full, full_mask] = embed_prompts(*te, batch, po, torch::kCPU);
+    auto t = embed_prompts_trimmed(*te, batch, po, torch::kCPU, prefix);
+    const int64_t V = t.embeds.size(1);
+    ASSERT_LT(V, full.size(1)) << "nothing was trimmed";
+    EXPECT_TRUE(close_nmse(t.embeds, full.narrow(1, 0, V), 1e-12));
+    // Every dropped column is padding in every row; a kept column is padding only in a shorter row.
+    EXPECT_EQ(full_mask.narrow(1, V, full.size(1) - V).sum().item<int64_t>(), 0);
+    EXPECT_EQ(full_mask.narrow(1, V - 1, 1).max().item<int64_t>(), 1);
+    if (prompts.size() == 1) {
+      EXPECT_FALSE(t.mask.defined()) << "one prompt: every kept column is real";
+    } else {
+      ASSERT_TRUE(t.mask.defined());
+      EXPECT_TRUE(torch::equal(t.mask, full_mask.narrow(1, 0, V)));
+    }
+  };
+  for (const auto* prefix : {static_cast<const Gemma2PrefixCache*>(nullptr), &chi}) {
+    for (const auto& p : fixture_pipeline_prompts()) check({p}, prefix);
+    check({"a cat", "a very small red fox sitting in deep white snow under a pine tree"}, prefix);
+    check({""}, prefix);  // nothing but the prefix
+  }
+
+  // Not right padding (a left-padded row): the full result, unchanged.
+  auto batch = tokenize_prompts(tok, {"a cat"}, po);
+  const int64_t L = batch.input_ids.size(1), n = batch.attention_mask.sum().item<int64_t>();
+  TokenizedBatch left{batch.input_ids.roll(L - n, 1), batch.attention_mask.roll(L - n, 1)};
+  auto [full, full_mask] = embed_prompts(*te, left, po, torch::kCPU);
+  auto t = embed_prompts_trimmed(*te, left, po, torch::kCPU);
+  EXPECT_TRUE(torch::equal(t.embeds, full));
+  ASSERT_TRUE(t.mask.defined());
+  EXPECT_TRUE(torch::equal(t.mask, full_mask));
+}
+
+// The pipeline's two paths give the same latent. Tolerance 1e-12 NMSE: the trimmed embedding is within 1e-12 of
+// the full one (above) and the dropped keys have softmax weight exactly 0, so only summation order differs.
+TEST(PipelineTextPadding, TrimmedAndFullPathsGiveTheSameLatent) {
+  PipelineOptions full_opts;
+  full_opts.trim_text_padding = false;
+  auto trimmed = Pipeline::load(fixture_path(kModel)), full = Pipeline::load(fixture_path(kModel), full_opts);
+  GenerateRequest r;
+  r.prompt = "a red fox in the snow";
+  r.width = r.height = 64;
+  r.steps = 2;
+  r.seed = 3;
+  auto a = trimmed->generate(r), b = full->generate(r);
+  EXPECT_TRUE(close_nmse(a.latent, b.latent, 1e-12));
+  EXPECT_LT(trimmed->encode_prompt(r.prompt).embeds.size(1), full->encode_prompt(r.prompt).embeds.size(1));
+}
+
 TEST(PipelineCaching, PromptAndNoiseAreReusedAndResultsStayIdentical) {
   auto pipe = Pipeline::load(fixture_path(kModel));
   GenerateRequest r;

@@ -145,3 +145,34 @@ TEST(TextEncoderParity, SanaTokenSelectionMatchesDiffusersIndexing) {
   EXPECT_TRUE(sprint::test::throws_with([&] { select_sana_tokens(c["window4"], c["attention_mask"], 14); },
                                         {"too few", "14"}));
 }
+
+// The prefix cache (what the pipeline keeps of SANA's instruction prefix): encoding the first P tokens once and
+// continuing from their keys and values gives the states of the whole sequence, window and soft-cap included. The
+// same fp32 ops on the same values, only split at P, so the fp32 bound above applies.
+TEST(TextEncoderParity, PrefixCacheContinuesToTheSameStates) {
+  torch::NoGradGuard ng;
+  Cases c;
+  auto model = load_text_encoder(model_dir());
+  auto ids = c["input_ids"].to(torch::kLong);
+  std::vector<int64_t> row0(ids[0].data_ptr<int64_t>(), ids[0].data_ptr<int64_t>() + 12);
+  for (int64_t P : {1, 3, 5, 11}) {  // 5 > window 4: the continuation's sliding rows reach into the cache
+    SCOPED_TRACE(P);
+    auto cache = model->encode_prefix(std::vector<int64_t>(row0.begin(), row0.begin() + P));
+    EXPECT_TRUE(close_nmse(cache.hidden, c["window4"].narrow(0, 0, 1).narrow(1, 0, P), kFp32Nmse));
+    auto rest = model->forward_from(cache, P, ids.narrow(0, 0, 1).narrow(1, P, 12 - P));
+    EXPECT_TRUE(matches(rest, c["window4"].narrow(0, 0, 1).narrow(1, P, 12 - P), "prefix cache, sequence 0"));
+  }
+  // A padded batch whose rows share 5 leading tokens, using 5 of a longer cache: same as forward() on the whole.
+  auto batch = ids.narrow(0, 0, 2).clone();
+  batch[1].narrow(0, 0, 5).copy_(batch[0].narrow(0, 0, 5));
+  auto mask = c["attention_mask"].narrow(0, 0, 2);
+  auto whole = model->forward(batch, mask);
+  auto cache = model->encode_prefix(std::vector<int64_t>(row0.begin(), row0.begin() + 9));
+  auto rest = model->forward_from(cache, 5, batch.narrow(1, 5, 7), mask.narrow(1, 5, 7));
+  EXPECT_TRUE(matches(rest, whole.narrow(1, 5, 7), "prefix cache, padded batch"));
+  // Not the cache's tokens: a clearly different result (the test above can fail).
+  auto other = model->forward_from(model->encode_prefix({1, 2, 3, 4, 5}), 5, batch.narrow(1, 5, 7), mask.narrow(1, 5, 7));
+  EXPECT_GT(nmse(other, whole.narrow(1, 5, 7)), 1e-3);
+  EXPECT_TRUE(sprint::test::throws_with([&] { model->forward_from(cache, 10, batch.narrow(1, 5, 7)); },
+                                        {"uses 10 of 9"}));
+}

@@ -78,6 +78,9 @@ const std::string& complex_human_instruction();
 struct PipelineOptions {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   std::optional<torch::Dtype> dtype;  // default: fp32 on CPU, bf16 on CUDA
+  // Encode prompts with embed_prompts_trimmed (the same image, without the work on padding). false: the full
+  // selection of max_sequence_length columns, as diffusers computes it (sprint-bench --no-trim compares the two).
+  bool trim_text_padding = true;
 };
 
 struct GenerateRequest {
@@ -112,8 +115,23 @@ struct GenerateResult {
 
 struct TextEmbedding {
   torch::Tensor embeds;  // (1, L, caption_channels) in the run dtype
-  torch::Tensor mask;    // (1, L) int64
+  torch::Tensor mask;    // (1, L) int64; undefined when every column is a real token
 };
+
+// embed_prompts for inference, with the work on padding left out; the image it leads to is the same.
+//  * The encoder runs on the longest real prefix of the batch only: with right padding and a causal encoder, a real
+//    token's state does not depend on the padding after it.
+//  * The selection is cut after its last real column: the transformer and the ControlNet give padded text tokens a
+//    -10000 cross-attention bias, whose softmax weight is exactly 0 in fp32 and bf16, so those columns add nothing.
+//    The mask is left undefined when every kept column is real (one prompt: always).
+//  * With `prefix` (the encoded CHI prefix, Gemma2ModelImpl::encode_prefix), the tokens every row shares with it are
+//    not encoded again: the encoder continues from its cached keys and values (forward_from).
+// A SANA prompt of a few words thus costs those words instead of the CHI prefix plus 300 tokens, and each
+// cross-attention reads a few keys instead of 300. Rows whose mask is not right padding (ones, then zeros) get
+// embed_prompts' full result. Inference only: no gradients are needed, and training keeps embed_prompts.
+TextEmbedding embed_prompts_trimmed(Gemma2ModelImpl& text_encoder, const TokenizedBatch& tokens,
+                                    const PromptOptions& po, const torch::Device& device,
+                                    const Gemma2PrefixCache* prefix = nullptr);
 
 class Pipeline {
  public:
@@ -155,6 +173,10 @@ class Pipeline {
   SanaTransformer2DModel transformer_{nullptr};
   AutoencoderDC vae_{nullptr};
   int vae_scale_ = 32;
+  bool trim_text_padding_ = true;
+  // The CHI prefix encoded once per loaded model (the first prompt pays for it); clear_caches() keeps it: it
+  // depends on the weights only.
+  std::optional<Gemma2PrefixCache> chi_cache_;
 
  private:
   std::vector<torch::Tensor> noise_for(uint64_t seed, const std::vector<int64_t>& shape, int draws, bool& cached);

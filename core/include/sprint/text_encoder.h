@@ -92,11 +92,18 @@ struct Gemma2ScaledEmbeddingImpl : torch::nn::Module {
 };
 TORCH_MODULE(Gemma2ScaledEmbedding);
 
+// Keys and values of one attention layer (after RoPE, before the GQA repeat): (B, kv_heads, L, head_dim).
+struct Gemma2KV {
+  torch::Tensor k, v;
+};
+
 struct Gemma2AttentionImpl : torch::nn::Module {
   Gemma2AttentionImpl(const Gemma2Config& c, const torch::TensorOptions& options);
-  // x: (B, L, hidden); cos/sin: (1, L, head_dim) in x's dtype; bias: (B, 1, L, L) additive, x's dtype.
+  // x: (B, L, hidden); cos/sin: (1, L, head_dim) in x's dtype; bias: (B, 1, L, P + L) additive, x's dtype, where
+  // P is the length of `past` (keys and values of the P positions before x's, batch 1 or B; none: P = 0).
+  // `present`, when given, receives x's own keys and values.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& bias);
+                        const torch::Tensor& bias, const Gemma2KV* past = nullptr, Gemma2KV* present = nullptr);
   int64_t heads, kv_heads, head_dim;
   double scaling;
   std::optional<double> softcap;
@@ -115,13 +122,24 @@ TORCH_MODULE(Gemma2MLP);
 struct Gemma2DecoderLayerImpl : torch::nn::Module {
   Gemma2DecoderLayerImpl(const Gemma2Config& c, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& bias);
+                        const torch::Tensor& bias, const Gemma2KV* past = nullptr, Gemma2KV* present = nullptr);
   Gemma2Attention self_attn{nullptr};
   Gemma2MLP mlp{nullptr};
   GemmaRMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   GemmaRMSNorm pre_feedforward_layernorm{nullptr}, post_feedforward_layernorm{nullptr};
 };
 TORCH_MODULE(Gemma2DecoderLayer);
+
+// A run of leading tokens encoded once (batch 1): every layer's keys and values and the final hidden states. A
+// causal encoder's states at those positions do not depend on what follows, so any input that starts with the same
+// tokens can continue from here (Gemma2ModelImpl::forward_from) instead of recomputing them. SANA puts the same long
+// instruction before every prompt: with it cached, a new prompt costs its own few tokens.
+struct Gemma2PrefixCache {
+  std::vector<int64_t> ids;
+  std::vector<Gemma2KV> kv;  // per layer, (1, kv_heads, P, head_dim)
+  torch::Tensor hidden;      // (1, P, hidden) after the final norm
+  int64_t length() const { return static_cast<int64_t>(ids.size()); }
+};
 
 struct Gemma2ModelImpl : torch::nn::Module {
   // Parameters are created UNINITIALISED with `options` (dtype/device); bind a checkpoint before use
@@ -132,11 +150,24 @@ struct Gemma2ModelImpl : torch::nn::Module {
   // Returns last_hidden_state (B, L, hidden) after the final norm, in the parameters' dtype.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {});
 
+  // Inference only. encode_prefix: the cache of `ids` (all real tokens). forward_from: forward() of inputs whose
+  // first `use` tokens (<= prefix.length()) are prefix.ids' first `use`, given only the rest: input_ids /
+  // attention_mask (B, N) at positions use..use+N-1; returns those positions' last hidden states (B, N, hidden).
+  // The same numbers as forward() on the whole input, up to summation order.
+  Gemma2PrefixCache encode_prefix(const std::vector<int64_t>& ids);
+  torch::Tensor forward_from(const Gemma2PrefixCache& prefix, int64_t use, const torch::Tensor& input_ids,
+                             const torch::Tensor& attention_mask = {});
+
   // The additive attention bias (B, 1, L, L) the reference builds for a full or a sliding layer.
   torch::Tensor attention_bias(const torch::Tensor& attention_mask, int64_t batch, int64_t length, bool sliding,
                                torch::Dtype dtype, const torch::Device& device) const;
-  // RoPE tables (1, L, head_dim) for positions 0..L-1, computed in fp32 and cast to dtype.
-  std::pair<torch::Tensor, torch::Tensor> rope(int64_t length, torch::Dtype dtype, const torch::Device& device) const;
+  // The same for the last `queries` of `keys` positions: (B, 1, queries, keys); attention_mask (B, keys) or
+  // undefined (all real).
+  torch::Tensor attention_bias(const torch::Tensor& attention_mask, int64_t batch, int64_t queries, int64_t keys,
+                               bool sliding, torch::Dtype dtype, const torch::Device& device) const;
+  // RoPE tables (1, L, head_dim) for positions first..first+L-1, computed in fp32 and cast to dtype.
+  std::pair<torch::Tensor, torch::Tensor> rope(int64_t length, torch::Dtype dtype, const torch::Device& device,
+                                               int64_t first = 0) const;
 
   Gemma2Config config;
   Gemma2ScaledEmbedding embed_tokens{nullptr};
@@ -144,6 +175,14 @@ struct Gemma2ModelImpl : torch::nn::Module {
   std::vector<Gemma2DecoderLayer> blocks;  // typed views of layers
   GemmaRMSNorm norm{nullptr};
   torch::Tensor inv_freq;  // (head_dim / 2) fp32 on the CPU; not a checkpoint tensor
+
+ private:
+  void check_inputs(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) const;
+  void check_ids(const torch::Tensor& input_ids) const;
+  // The layers on input_ids at positions use..use+L-1 after `use` tokens of `past` (none: 0..L-1); `present`
+  // receives every layer's keys and values.
+  torch::Tensor run(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, const Gemma2PrefixCache* past,
+                    int64_t use, std::vector<Gemma2KV>* present);
 };
 TORCH_MODULE(Gemma2Model);
 
