@@ -1,6 +1,8 @@
 #include "sprint/atomic_file.h"
 
 #include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -85,6 +87,40 @@ void write_file_atomically(const std::string& path, std::string_view text) {
   AtomicFile f(path);
   f.write(text);
   f.commit();
+}
+
+namespace {
+thread_local std::string* g_remove_error = nullptr;  // nftw's callback has no user pointer
+
+int remove_entry(const char* path, const struct stat*, int type, struct FTW*) {
+  const int rc = type == FTW_DP ? ::rmdir(path) : ::unlink(path);
+  if (rc != 0 && errno != ENOENT) {
+    if (g_remove_error && g_remove_error->empty()) *g_remove_error = str("cannot remove '", path, "': ", std::strerror(errno));
+    return 0;  // go on: remove what can be removed
+  }
+  return 0;
+}
+}  // namespace
+
+bool remove_tree(const std::string& path, std::string* error) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return true;
+    if (error) *error = str("cannot read '", path, "': ", std::strerror(errno));
+    return false;
+  }
+  std::string err;
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) err = str("cannot remove '", path, "': ", std::strerror(errno));
+  } else {
+    g_remove_error = &err;
+    // FTW_DEPTH: a folder after its contents; FTW_PHYS: do not follow symbolic links.
+    if (::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && err.empty())
+      err = str("cannot walk '", path, "': ", std::strerror(errno));
+    g_remove_error = nullptr;
+  }
+  if (error) *error = err;
+  return err.empty();
 }
 
 }  // namespace sprint

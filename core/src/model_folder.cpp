@@ -114,8 +114,7 @@ void write_model_folder(const std::string& dir, const ModelFolderParts& parts) {
   const fs::path target = fs::path(dir).lexically_normal();
   const fs::path tmp = target.string() + str(".tmp-", ::getpid());
   const fs::path old = target.string() + str(".old-", ::getpid());
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
+  remove_tree(tmp.string());
   try {
     fs::create_directories(tmp);
     write_json_file((tmp / "transformer" / "config.json").string(), parts.transformer->config.to_json());
@@ -148,12 +147,13 @@ void write_model_folder(const std::string& dir, const ModelFolderParts& parts) {
     for (const auto& [rel, text] : parts.extra_files) write_text_file((tmp / rel).string(), text);
     write_json_file((tmp / "model_index.json").string(), index);
   } catch (...) {
-    fs::remove_all(tmp, ec);
+    remove_tree(tmp.string());
     throw;
   }
   // Swap in: the old folder (if any) moves aside first, so `dir` is either the old or the new model at every
   // moment except between the two renames.
   const bool had_old = fs::exists(target);
+  std::error_code ec;
   if (had_old) {
     fs::rename(target, old, ec);
     SPRINT_CHECK(!ec, "cannot replace '", target.string(), "': ", ec.message());
@@ -163,7 +163,7 @@ void write_model_folder(const std::string& dir, const ModelFolderParts& parts) {
     if (had_old) fs::rename(old, target);
     throw Error(str("cannot move the new model into '", target.string(), "': ", ec.message()));
   }
-  if (had_old) fs::remove_all(old, ec);
+  if (had_old) remove_tree(old.string());
 }
 
 }  // namespace sprint

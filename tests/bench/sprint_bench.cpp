@@ -35,6 +35,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sprint/atomic_file.h"
 #include "sprint/config.h"
 #include "sprint/control_pipeline.h"
 #include "sprint/controlnet.h"
@@ -427,8 +428,7 @@ std::string load_average() {
 struct TempDir {
   fs::path path;  // empty: nothing to remove
   ~TempDir() {
-    std::error_code ec;
-    if (!path.empty()) fs::remove_all(path, ec);
+    if (!path.empty()) sprint::remove_tree(path.string());
   }
 };
 
@@ -943,8 +943,7 @@ int run_pipeline_bench(const Options& o) {
       res.diffusers_problem = py_problem;
     }
     if (pc.name != "tiny" && !o.keep) {  // 5 GB: remove as soon as both sides are done
-      std::error_code ec;
-      fs::remove_all(pc.model_dir, ec);
+      sprint::remove_tree(pc.model_dir.string());
     }
     results.push_back(std::move(res));
   }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "sprint/atomic_file.h"
 #include "sprint/error.h"
 #include "sprint/pipeline.h"
 #include "test_util.h"
@@ -29,7 +30,7 @@ TEST(ModelFolder, MissingFolderOrSubfolderIsNamed) {
   EXPECT_TRUE(throws_with([] { Pipeline::load("/definitely/not/here"); }, {"/definitely/not/here", "does not exist"}));
   for (const char* sub : {"transformer", "vae", "text_encoder", "tokenizer"}) {
     auto dir = copy_model();
-    fs::remove_all(fs::path(dir) / sub);
+    sprint::remove_tree((fs::path(dir) / sub).string());
     EXPECT_TRUE(throws_with([&] { Pipeline::load(dir); }, {dir, std::string("no ") + sub + "/ subfolder"})) << sub;
   }
 }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "sprint/atomic_file.h"
 #include "sprint/control_pipeline.h"
 #include "sprint/error.h"
 #include "sprint/image_io.h"
@@ -25,7 +26,7 @@ std::string temp_dir(const std::string& tag) {
   static std::atomic<int> counter{0};
   fs::path p = fs::path(SPRINT_BINARY_DIR) / "test-tmp" /
                (tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-  fs::remove_all(p);
+  sprint::remove_tree(p.string());
   fs::create_directories(p);
   return p.string();
 }

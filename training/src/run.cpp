@@ -98,8 +98,7 @@ std::string RunFolder::save_checkpoint(int64_t step, const CheckpointContents& c
   const fs::path dir = fs::path(out_) / "checkpoints";
   const fs::path final_dir = dir / step_name(step);
   const fs::path tmp = dir / str(".", step_name(step), ".tmp-", ::getpid());
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
+  remove_tree(tmp.string());
   try {
     fs::create_directories(tmp);
     safetensors::StateDict sd;
@@ -122,11 +121,11 @@ std::string RunFolder::save_checkpoint(int64_t step, const CheckpointContents& c
     }
     const double elapsed = time_offset_s_ + std::chrono::duration<double>(Clock::now() - start_).count();
     write_json_file((tmp / "state.json").string(), {{"step", step}, {"train_time_s", elapsed}, {"extra", c.extra}});
-    fs::remove_all(final_dir, ec);
+    remove_tree(final_dir.string());
     fs::rename(tmp, final_dir);
     write_file_atomically((dir / "latest").string(), step_name(step) + "\n");
   } catch (const std::exception& e) {
-    fs::remove_all(tmp, ec);
+    remove_tree(tmp.string());
     throw Error(str("cannot save the checkpoint of step ", step, " in '", dir.string(), "' (the previous checkpoint is "
                     "still the latest): ", e.what()));
   }
@@ -135,7 +134,8 @@ std::string RunFolder::save_checkpoint(int64_t step, const CheckpointContents& c
   for (const auto& e : fs::directory_iterator(dir))
     if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0) names.push_back(e.path().filename());
   std::sort(names.begin(), names.end());
-  for (size_t i = 0; i + static_cast<size_t>(std::max(keep, 1)) < names.size(); ++i) fs::remove_all(dir / names[i], ec);
+  for (size_t i = 0; i + static_cast<size_t>(std::max(keep, 1)) < names.size(); ++i)
+    remove_tree((dir / names[i]).string());
   return final_dir.string();
 }
 

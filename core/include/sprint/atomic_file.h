@@ -32,4 +32,11 @@ class AtomicFile {
 // Whole-file convenience: AtomicFile f(path); f.write(text); f.commit().
 void write_file_atomically(const std::string& path, std::string_view text);
 
+// Removes `path` and everything under it (symbolic links themselves, not their targets), like
+// std::filesystem::remove_all but through POSIX nftw: the pip LibTorch exports its own statically linked copy of
+// std::filesystem::remove_all, which the dynamic linker may pick over libstdc++'s, and on one GPU machine
+// (torch 2.11 cu130, Ubuntu 24.04) that copy jumped to address 0. Returns false and leaves `error` set (naming the
+// entry) when something could not be removed; a missing path is not an error.
+bool remove_tree(const std::string& path, std::string* error = nullptr);
+
 }  // namespace sprint
