@@ -46,14 +46,14 @@ const std::string& complex_human_instruction() {
 }
 
 TokenizedBatch tokenize_prompts(const Tokenizer& tokenizer, const std::vector<std::string>& prompts,
-                                const PromptOptions& po) {
+                                const PromptOptions& po, std::optional<int64_t> chi_tokens) {
   std::vector<std::string> texts;
   texts.reserve(prompts.size());
   int max_length = po.max_sequence_length;
   std::string prefix;
   if (po.complex_human_instruction) {
     prefix = complex_human_instruction();
-    const auto n_chi = static_cast<int64_t>(tokenizer.encode(prefix, /*add_bos=*/true).size());
+    const auto n_chi = chi_tokens ? *chi_tokens : static_cast<int64_t>(tokenizer.encode(prefix, /*add_bos=*/true).size());
     max_length = static_cast<int>(sana_padded_length(n_chi, po.max_sequence_length));
   }
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -198,13 +198,16 @@ TextEmbedding Pipeline::encode_prompt(const std::string& prompt, StageTimes* tim
   torch::InferenceMode guard;
   auto t0 = Clock::now();
   const auto& po = prompt_options_;
-  auto batch = tokenize_prompts(tokenizer_, {prompt}, po);
+  if (po.complex_human_instruction && chi_ids_.empty())
+    chi_ids_ = tokenizer_.encode(complex_human_instruction(), /*add_bos=*/true);
+  auto batch = tokenize_prompts(tokenizer_, {prompt}, po,
+                                po.complex_human_instruction ? std::optional<int64_t>(chi_ids_.size()) : std::nullopt);
   if (times) times->tokenize_ms = ms_since(t0);
   t0 = Clock::now();
   TextEmbedding e;
   if (trim_text_padding_) {
     if (po.complex_human_instruction && !chi_cache_)
-      chi_cache_ = text_encoder_->encode_prefix(tokenizer_.encode(complex_human_instruction(), /*add_bos=*/true));
+      chi_cache_ = text_encoder_->encode_prefix(chi_ids_);
     e = embed_prompts_trimmed(*text_encoder_, batch, po, device_, chi_cache_ ? &*chi_cache_ : nullptr);
   } else {
     std::tie(e.embeds, e.mask) = embed_prompts(*text_encoder_, batch, po, device_);

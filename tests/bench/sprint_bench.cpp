@@ -739,7 +739,7 @@ PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, in
 
   Scenario cold{"cold (first call)", "fresh pipeline: nothing cached, first-call costs included", {}};
   cold.samples.push_back(run(&sketch_a, kPipelineSeed, "cold"));
-  Scenario full{"full (nothing cached)", "warm process; prompt, condition and noise caches cleared", {}};
+  Scenario full{"full (nothing cached)", "warm process; prompt, condition and noise caches cleared (the instruction prefix's encoder states stay: they depend on the weights only)", {}};
   for (int i = 0; i < pc.repeats; ++i) {
     pipe->clear_caches();
     full.samples.push_back(run(&sketch_a, kPipelineSeed, "full"));

@@ -49,8 +49,9 @@ struct PromptOptions {
 // The token batch SANA feeds its text encoder for `prompts`: stripped and lower-cased (when po.lowercase), the CHI
 // prefix (when po.complex_human_instruction), BOS, right padding to max_sequence_length (or n_chi +
 // max_sequence_length - 2 with CHI). Training and the pipeline share it so a model sees the same tokens in both.
+// chi_tokens: the CHI prefix's token count (with BOS) when the caller has it; otherwise it is tokenized to count.
 TokenizedBatch tokenize_prompts(const Tokenizer& tokenizer, const std::vector<std::string>& prompts,
-                                const PromptOptions& po);
+                                const PromptOptions& po, std::optional<int64_t> chi_tokens = std::nullopt);
 
 // The text encoder on `tokens` and SANA's token selection: {embeds (B, max_sequence_length, hidden), mask (B, L)}.
 // Differentiable (no inference guard), so training can run it with gradients.
@@ -177,6 +178,7 @@ class Pipeline {
   // The CHI prefix encoded once per loaded model (the first prompt pays for it); clear_caches() keeps it: it
   // depends on the weights only.
   std::optional<Gemma2PrefixCache> chi_cache_;
+  std::vector<int64_t> chi_ids_;  // the CHI prefix's tokens (with BOS), tokenized once
 
  private:
   std::vector<torch::Tensor> noise_for(uint64_t seed, const std::vector<int64_t>& shape, int draws, bool& cached);
