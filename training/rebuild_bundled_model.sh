@@ -11,7 +11,7 @@
 #   4. teacher     sprint-train pretrain                  -> training/runs/emoji/teacher/model
 #   5. controlnet  sprint-train controlnet                -> training/runs/emoji/controlnet/model
 #   6. student     sprint-train distill (sCM + LADD)      -> training/runs/emoji/student/model
-#   7. ablations   sprint-train distill, same budget: sCM only, LADD only, max-time weighting 0 %
+#   7. ablations   sprint-train distill, 600 generator updates each: sCM only, LADD only, sCM + LADD, max-time 0 %
 #   8. classifier  sprint-train classifier (feature net of the Fréchet distance)
 #   9. eval        sprint-train eval                      -> assets/eval/report.md + grids
 #  10. publish     student/model -> assets/models/sprint-emoji-64 (+ model card)
@@ -64,10 +64,17 @@ run teacher "$runs/teacher" pretrain "$cfg/teacher.json" \
   --set vae="$runs/autoencoder/model/vae" --set tokenizer="$runs/tokenizer/tokenizer.model"
 run controlnet "$runs/controlnet" controlnet "$cfg/controlnet.json" --set teacher="$runs/teacher/model"
 run student "$runs/student" distill "$cfg/distill.json" --set teacher="$runs/controlnet/model"
-run "ablation sCM only" "$runs/student-scm" distill "$cfg/distill.json" --set teacher="$runs/controlnet/model" --set mode=scm
-run "ablation LADD only" "$runs/student-ladd" distill "$cfg/distill.json" --set teacher="$runs/controlnet/model" --set mode=ladd
+# The ablations share one budget, 600 generator updates of batch 16: an sCM-only step is a generator update, while
+# with LADD the G and D phases alternate, so those arms take twice the steps.
+ablation_steps() { [ "$smoke" = "--smoke" ] && return 0; echo "--set steps=$1"; }
+run "ablation sCM only" "$runs/student-scm" distill "$cfg/distill.json" --set teacher="$runs/controlnet/model" \
+  --set mode=scm $(ablation_steps 600)
+run "ablation LADD only" "$runs/student-ladd" distill "$cfg/distill.json" --set teacher="$runs/controlnet/model" \
+  --set mode=ladd $(ablation_steps 1200)
+run "ablation sCM + LADD" "$runs/student-scm-ladd" distill "$cfg/distill.json" --set teacher="$runs/controlnet/model" \
+  $(ablation_steps 1200)
 run "ablation max-time 0 %" "$runs/student-maxtime0" distill "$cfg/distill.json" --set teacher="$runs/controlnet/model" \
-  --set ladd.largest_timestep_prob=0
+  --set ladd.largest_timestep_prob=0 $(ablation_steps 1200)
 run classifier "$runs/classifier" classifier "$cfg/classifier.json"
 
 report=assets/eval; model_dest=assets/models/sprint-emoji-64
@@ -75,7 +82,7 @@ if [ "$smoke" = "--smoke" ]; then report=out/smoke/eval; model_dest=out/smoke/sp
 log "eval -> $report"
 "$train" eval --config "$cfg/eval.json" --set data.dir="$data" --set out="$report" \
   --set feature_net="$runs/classifier/model" --set teacher="$runs/controlnet/model" \
-  --set "students={\"scm+ladd\": \"$runs/student/model\", \"scm\": \"$runs/student-scm/model\", \"ladd\": \"$runs/student-ladd/model\", \"scm+ladd maxtime0\": \"$runs/student-maxtime0/model\"}" \
+  --set "students={\"bundled\": \"$runs/student/model\", \"scm\": \"$runs/student-scm/model\", \"ladd\": \"$runs/student-ladd/model\", \"scm+ladd\": \"$runs/student-scm-ladd/model\", \"scm+ladd maxtime0\": \"$runs/student-maxtime0/model\"}" \
   $( [ "$smoke" = "--smoke" ] && echo "--set teacher_steps=[2] --set limit=4" )
 
 log "publish -> $model_dest"

@@ -32,6 +32,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include "commands.h"
@@ -157,6 +158,14 @@ std::string join_ints(const std::vector<int>& v) {
   return s;
 }
 
+// Generator updates of a distill run: every step in sCM-only mode; with LADD the G and D phases alternate 1:1
+// (distill.cpp: G on even steps), so half the steps, rounded up. 0 when the run config lacks mode or steps.
+int64_t generator_updates(const json& run) {
+  if (!run.contains("steps") || !run["steps"].is_number_integer() || !run.contains("mode")) return 0;
+  const auto steps = run["steps"].get<int64_t>();
+  return run["mode"] == "scm" ? steps : (steps + 1) / 2;
+}
+
 std::string run_text(const Student& s) {
   const auto& r = s.run;
   if (r.empty()) return "run config not found";
@@ -165,6 +174,7 @@ std::string run_text(const Student& s) {
   if (r.contains("largest_timestep_prob")) out += str(", max-time p ", r["largest_timestep_prob"].dump());
   if (r.contains("steps") && r.contains("batch"))
     out += str(", ", r["steps"].dump(), " steps x batch ", r["batch"].dump());
+  if (const auto g = generator_updates(r); g > 0) out += str(" (", g, " generator updates)");
   if (r.contains("seed")) out += str(", seed ", r["seed"].dump());
   return out;
 }
@@ -591,7 +601,9 @@ int run_eval(const CommandLine& cl) {
   line("");
   line("From each student's run folder (`<model>/../config.json`); the noise check is described in Setup.");
   line("");
-  std::set<std::string> budgets;
+  // The ablation tables compare arms at the same budget: generator updates x batch (an sCM+LADD step is a G or a
+  // D step, an sCM step is a G step). The main (shipped) student may have trained longer: said separately.
+  std::map<std::string, std::set<std::string>> budget_arms;  // budget -> arms
   for (const auto& s : students) {
     if (!s.trained) {
       line(str("- ", s.name, ": not trained (`", s.folder, "`)"));
@@ -602,11 +614,22 @@ int run_eval(const CommandLine& cl) {
                  ? " (**the teacher and this student differ in having a ControlNet**: its consistency MSE and FD are "
                    "not like for like)"
                  : ""));
-    if (s.run.contains("steps") && s.run.contains("batch"))
-      budgets.insert(str(s.run["steps"].dump(), " x ", s.run["batch"].dump()));
+    const bool in_tables = std::find(objective_names.begin(), objective_names.end(), s.name) != objective_names.end() ||
+                           std::find(maxtime_names.begin(), maxtime_names.end(), s.name) != maxtime_names.end();
+    if (in_tables && s.run.contains("batch") && generator_updates(s.run) > 0)
+      budget_arms[str(generator_updates(s.run), " x ", s.run["batch"].dump())].insert(s.name);
   }
-  if (budgets.size() == 1) line(str("- Same budget for every trained arm: ", *budgets.begin(), " (steps x batch)."));
-  if (budgets.size() > 1) line("- **Budgets differ between arms** (see above): the comparison is not like for like.");
+  if (budget_arms.size() == 1)
+    line(str("- Same budget for every arm of the Table 3 and Table 6 comparisons: ", budget_arms.begin()->first,
+             " (generator updates x batch)."));
+  if (budget_arms.size() > 1)
+    line("- **Budgets differ between the arms of the Table 3 / Table 6 comparisons** (see above): not like for like.");
+  if (main_student && main_student->trained && main_student->run.contains("batch") && budget_arms.size() == 1) {
+    const auto b = str(generator_updates(main_student->run), " x ", main_student->run["batch"].dump());
+    if (b != budget_arms.begin()->first)
+      line(str("- The main student (", main_name, ") trained with a budget of ", b,
+               " (generator updates x batch), not the comparisons' ", budget_arms.begin()->first, "."));
+  }
   line("");
   line("## Teacher solver: Flow-Euler vs TrigFlow-Euler (paper Table 1)");
   line("");
