@@ -718,6 +718,9 @@ PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, in
   req.steps = pc.steps;
   req.guidance = kPipelineGuidance;
   req.width = req.height = pc.size;
+  // At the requested size, as bench_pipeline_diffusers.py calls diffusers (use_resolution_binning=False): with
+  // binning a 1024-px transformer would generate 512 x 512 at its 1024 bin, four times the work.
+  req.resolution_binning = false;
   torch::Tensor full_map, full_latent, full_image;
 
   auto run = [&](const torch::Tensor* sketch, uint64_t seed, const char* what) {
