@@ -94,11 +94,9 @@ thread_local std::string* g_remove_error = nullptr;  // nftw's callback has no u
 
 int remove_entry(const char* path, const struct stat*, int type, struct FTW*) {
   const int rc = type == FTW_DP ? ::rmdir(path) : ::unlink(path);
-  if (rc != 0 && errno != ENOENT) {
-    if (g_remove_error && g_remove_error->empty()) *g_remove_error = str("cannot remove '", path, "': ", std::strerror(errno));
-    return 0;  // go on: remove what can be removed
-  }
-  return 0;
+  if (rc != 0 && errno != ENOENT && g_remove_error && g_remove_error->empty())
+    *g_remove_error = str("cannot remove '", path, "': ", std::strerror(errno));
+  return 0;  // go on after a failure: remove what can be removed
 }
 }  // namespace
 

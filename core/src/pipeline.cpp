@@ -78,7 +78,8 @@ TextEmbedding embed_prompts_trimmed(Gemma2ModelImpl& text_encoder, const Tokeniz
   SPRINT_CHECK(mask.dim() == 2 && mask.sizes() == tokens.input_ids.sizes(), "embed_prompts_trimmed: mask ",
                mask.sizes(), " does not match the token ids ", tokens.input_ids.sizes());
   const int64_t L = mask.size(1), keep = po.max_sequence_length - 1;
-  auto real = mask.to(torch::kCPU).ne(0);
+  const auto mask_cpu = mask.to(torch::kCPU);  // the index work below is on the CPU wherever the tokens are
+  auto real = mask_cpu.ne(0);
   auto lengths = real.sum(1);  // (B,)
   auto right_padded = torch::arange(L).view({1, L}).lt(lengths.view({-1, 1}));
   if (!torch::equal(real, right_padded) || L < keep) {
@@ -92,7 +93,7 @@ TextEmbedding embed_prompts_trimmed(Gemma2ModelImpl& text_encoder, const Tokeniz
   const int64_t first = L - keep;
   const int64_t columns = 1 + std::clamp<int64_t>(R - first, 0, keep);
   auto index = torch::cat({torch::zeros({1}, torch::kLong), torch::arange(first, first + columns - 1, torch::kLong)});
-  auto sel_mask = tokens.attention_mask.index_select(1, index);
+  auto sel_mask = mask_cpu.index_select(1, index);
   // Leading tokens that every row shares with the cached prefix (and that are real in every row).
   int64_t use = 0;
   if (prefix) {

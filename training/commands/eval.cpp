@@ -32,7 +32,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <set>
 
 #include "commands.h"
@@ -583,13 +582,14 @@ int run_eval(const CommandLine& cl) {
   line(arm_header);
   for (const auto& name : maxtime_names) md += student_rows(name, name);
   line("");
+  // An arm of the Table 3 / Table 6 comparisons.
+  auto in_comparisons = [&](const std::string& name) {
+    return std::find(objective_names.begin(), objective_names.end(), name) != objective_names.end() ||
+           std::find(maxtime_names.begin(), maxtime_names.end(), name) != maxtime_names.end();
+  };
   std::vector<std::string> others;
-  for (const auto& s : students) {
-    const bool listed = s.name == main_name ||
-                        std::find(objective_names.begin(), objective_names.end(), s.name) != objective_names.end() ||
-                        std::find(maxtime_names.begin(), maxtime_names.end(), s.name) != maxtime_names.end();
-    if (!listed) others.push_back(s.name);
-  }
+  for (const auto& s : students)
+    if (s.name != main_name && !in_comparisons(s.name)) others.push_back(s.name);
   if (!others.empty()) {
     line("## Other students");
     line("");
@@ -603,7 +603,7 @@ int run_eval(const CommandLine& cl) {
   line("");
   // The ablation tables compare arms at the same budget: generator updates x batch (an sCM+LADD step is a G or a
   // D step, an sCM step is a G step). The main (shipped) student may have trained longer: said separately.
-  std::map<std::string, std::set<std::string>> budget_arms;  // budget -> arms
+  std::set<std::string> budgets;  // of the comparisons' arms
   for (const auto& s : students) {
     if (!s.trained) {
       line(str("- ", s.name, ": not trained (`", s.folder, "`)"));
@@ -614,21 +614,19 @@ int run_eval(const CommandLine& cl) {
                  ? " (**the teacher and this student differ in having a ControlNet**: its consistency MSE and FD are "
                    "not like for like)"
                  : ""));
-    const bool in_tables = std::find(objective_names.begin(), objective_names.end(), s.name) != objective_names.end() ||
-                           std::find(maxtime_names.begin(), maxtime_names.end(), s.name) != maxtime_names.end();
-    if (in_tables && s.run.contains("batch") && generator_updates(s.run) > 0)
-      budget_arms[str(generator_updates(s.run), " x ", s.run["batch"].dump())].insert(s.name);
+    if (in_comparisons(s.name) && s.run.contains("batch") && generator_updates(s.run) > 0)
+      budgets.insert(str(generator_updates(s.run), " x ", s.run["batch"].dump()));
   }
-  if (budget_arms.size() == 1)
-    line(str("- Same budget for every arm of the Table 3 and Table 6 comparisons: ", budget_arms.begin()->first,
+  if (budgets.size() == 1)
+    line(str("- Same budget for every arm of the Table 3 and Table 6 comparisons: ", *budgets.begin(),
              " (generator updates x batch)."));
-  if (budget_arms.size() > 1)
+  if (budgets.size() > 1)
     line("- **Budgets differ between the arms of the Table 3 / Table 6 comparisons** (see above): not like for like.");
-  if (main_student && main_student->trained && main_student->run.contains("batch") && budget_arms.size() == 1) {
+  if (main_student && main_student->trained && main_student->run.contains("batch") && budgets.size() == 1) {
     const auto b = str(generator_updates(main_student->run), " x ", main_student->run["batch"].dump());
-    if (b != budget_arms.begin()->first)
+    if (b != *budgets.begin())
       line(str("- The main student (", main_name, ") trained with a budget of ", b,
-               " (generator updates x batch), not the comparisons' ", budget_arms.begin()->first, "."));
+               " (generator updates x batch), not the comparisons' ", *budgets.begin(), "."));
   }
   line("");
   line("## Teacher solver: Flow-Euler vs TrigFlow-Euler (paper Table 1)");
