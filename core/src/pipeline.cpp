@@ -144,6 +144,7 @@ Pipeline::Pipeline(const std::string& dir, const PipelineOptions& options) : dir
   device_ = pick_device(options.device);
   dtype_ = options.dtype.value_or(default_dtype_for(device_));
   trim_text_padding_ = options.trim_text_padding;
+  fast_cpu_vae_ = options.fast_cpu_vae;
 }
 
 std::unique_ptr<Pipeline> Pipeline::load(const std::string& dir, const PipelineOptions& options) {
@@ -169,6 +170,7 @@ void Pipeline::load_components() {
   p->text_encoder_ = load_text_encoder((root / "text_encoder").string(), lo);
   p->transformer_ = load_transformer((root / "transformer").string(), lo);
   p->vae_ = load_vae((root / "vae").string(), lo);
+  p->vae_->set_fast_cpu(p->fast_cpu_vae_);
   p->vae_scale_ = p->vae_->config.spatial_compression();
   // Components must fit together; say which config keys disagree rather than failing inside a matmul.
   const auto& tc = p->transformer_->config;

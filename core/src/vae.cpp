@@ -4,6 +4,9 @@
 #include <cmath>
 #include <filesystem>
 
+#include <ATen/Parallel.h>
+
+#include "simd.h"
 #include "sprint/config.h"
 #include "sprint/error.h"
 
@@ -198,31 +201,97 @@ VaeConfig VaeConfig::dc_ae_f32c32() {
 // ---- blocks ----------------------------------------------------------------------------------------------------
 
 namespace {
+nn::Conv2dOptions conv_options(int64_t in, int64_t out, int64_t k, bool bias, int64_t stride, int64_t groups) {
+  return nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).groups(groups).bias(bias);
+}
 nn::Conv2d conv(int64_t in, int64_t out, int64_t k, bool bias = true, int64_t stride = 1, int64_t groups = 1) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).groups(groups).bias(bias));
+  return nn::Conv2d(conv_options(in, out, k, bias, stride, groups));
+}
+// The 3x3 convolutions: Winograd on the CPU in inference (sprint/fast_conv.h).
+FastConv2d conv3x3(int64_t in, int64_t out, bool bias = true, int64_t stride = 1) {
+  return FastConv2d(conv_options(in, out, 3, bias, stride, 1));
 }
 }  // namespace
 
-torch::Tensor rms_norm_channels(const torch::Tensor& x, const RMSNorm& norm) {
+namespace {
+// Per pixel of a channels-last float32 tensor (rows of C values): y = x * rsqrt(mean(x^2) + eps) * w (+ b) (+ r),
+// in that order, as diffusers' RMSNorm then the residual add compute it.
+SPRINT_VECTOR_CLONES
+void rms_norm_rows(const float* __restrict x, const float* __restrict r, const float* __restrict w,
+                   const float* __restrict b, float eps, int64_t C, int64_t begin, int64_t end, float* __restrict y) {
+  constexpr int64_t kLanes = 16;
+  for (int64_t p = begin; p < end; ++p) {
+    const float* xp = x + p * C;
+    float acc[kLanes] = {};
+    int64_t c = 0;
+    for (; c + kLanes <= C; c += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) acc[l] += xp[c + l] * xp[c + l];
+    float ss = 0.f;
+    for (; c < C; ++c) ss += xp[c] * xp[c];
+    for (int64_t l = 0; l < kLanes; ++l) ss += acc[l];
+    const float s = 1.f / std::sqrt(ss / static_cast<float>(C) + eps);
+    float* yp = y + p * C;
+    const float* rp = r ? r + p * C : nullptr;
+    for (int64_t k = 0; k < C; ++k) {
+      float h = xp[k] * s * w[k];
+      if (b) h += b[k];
+      if (rp) h += rp[k];
+      yp[k] = h;
+    }
+  }
+}
+
+bool no_grad_needed(std::initializer_list<const torch::Tensor*> ts) {
+  if (!torch::GradMode::is_enabled()) return true;
+  for (const auto* t : ts)
+    if (t->defined() && t->requires_grad()) return false;
+  return true;
+}
+}  // namespace
+
+torch::Tensor rms_norm_channels(const torch::Tensor& x, const RMSNorm& norm, const torch::Tensor& residual) {
+  const auto& w = norm->weight;
+  const auto& b = norm->bias;
+  auto f32_cpu = [](const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; };
+  // One pass over channels-last float32 CPU tensors in inference (the DC-AE's fast CPU path) instead of the six
+  // element-wise passes below.
+  if (x.dim() == 4 && f32_cpu(x) && x.is_contiguous(at::MemoryFormat::ChannelsLast) && w.defined() && f32_cpu(w) &&
+      (!b.defined() || f32_cpu(b)) && (!residual.defined() || (f32_cpu(residual) && residual.sizes() == x.sizes())) &&
+      no_grad_needed({&x, &w, &b, &residual})) {
+    const int64_t C = x.size(1), rows = x.numel() / std::max<int64_t>(C, 1);
+    auto r = residual.defined() ? residual.contiguous(at::MemoryFormat::ChannelsLast) : residual;
+    auto wc = w.contiguous(), bc = b.defined() ? b.contiguous() : b;
+    auto y = torch::empty_like(x, at::MemoryFormat::ChannelsLast);
+    const float* xp = x.data_ptr<float>();
+    const float* rp = r.defined() ? r.data_ptr<float>() : nullptr;
+    const float* bp = bc.defined() ? bc.data_ptr<float>() : nullptr;
+    at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
+      rms_norm_rows(xp, rp, wc.data_ptr<float>(), bp, static_cast<float>(norm->eps), C, begin, end,
+                    y.data_ptr<float>());
+    });
+    return y;
+  }
   // Same dtype rules as RMSNormImpl::forward (diffusers RMSNorm), reducing over channels.
   auto variance = x.to(torch::kFloat32).pow(2).mean(1, /*keepdim=*/true);
   auto h = x * torch::rsqrt(variance + norm->eps);
-  const auto& w = norm->weight;
-  if (!w.defined()) return h.to(x.scalar_type());
-  if (w.scalar_type() == torch::kFloat16 || w.scalar_type() == torch::kBFloat16) h = h.to(w.scalar_type());
-  h = h * w.view({1, -1, 1, 1});
-  if (norm->bias.defined()) h = h + norm->bias.view({1, -1, 1, 1});
-  return h;
+  if (!w.defined()) {
+    h = h.to(x.scalar_type());
+  } else {
+    if (w.scalar_type() == torch::kFloat16 || w.scalar_type() == torch::kBFloat16) h = h.to(w.scalar_type());
+    h = h * w.view({1, -1, 1, 1});
+    if (b.defined()) h = h + b.view({1, -1, 1, 1});
+  }
+  return residual.defined() ? h + residual : h;
 }
 
 DCResBlockImpl::DCResBlockImpl(int64_t c, Activation act_) : act(act_) {
-  conv1 = register_module("conv1", conv(c, c, 3));
-  conv2 = register_module("conv2", conv(c, c, 3, /*bias=*/false));
+  conv1 = register_module("conv1", conv3x3(c, c));
+  conv2 = register_module("conv2", conv3x3(c, c, /*bias=*/false));
   norm = register_module("norm", RMSNorm(c, kNormEps, true, /*bias=*/true));
 }
 
 torch::Tensor DCResBlockImpl::forward(const torch::Tensor& x) {
-  return rms_norm_channels(conv2(activate(act, conv1(x))), norm) + x;
+  return rms_norm_channels(conv2(activate(act, conv1(x))), norm, x);
 }
 
 DCMultiscaleProjectionImpl::DCMultiscaleProjectionImpl(int64_t inner, int64_t heads, int64_t k) {
@@ -281,9 +350,20 @@ torch::Tensor DCMultiscaleAttentionImpl::forward(const torch::Tensor& x) {
     scores = scores / (scores.sum(2, /*keepdim=*/true) + kAttnEps);
     o = torch::matmul(v, scores.to(v.scalar_type()));  // (B, G, d, N)
   }
+  if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && x.size(1) > 1) {
+    // Channels-last in, channels-last out (the fast CPU path): to_out as (N x K) * (K x C) per image, reading o
+    // transposed, gives the (H, W, C) layout directly, and the norm and residual then take their fused pass.
+    auto out = torch::empty({B, H, W, channels}, x.options());
+    const auto w_t = to_out->weight.t();
+    for (int64_t b = 0; b < B; ++b) {
+      auto ob = out[b].view({N, channels});
+      torch::mm_out(ob, o[b].reshape({-1, N}).t(), w_t);
+    }
+    return rms_norm_channels(out.permute({0, 3, 1, 2}), norm_out, x);
+  }
   o = o.reshape({B, -1, H, W});
   o = F::conv2d(o, to_out->weight.view({channels, -1, 1, 1}));  // Linear applied channels-last
-  return rms_norm_channels(o, norm_out) + x;
+  return rms_norm_channels(o, norm_out, x);
 }
 
 DCGLUMBConvImpl::DCGLUMBConvImpl(int64_t c) : hidden(4 * c) {
@@ -297,7 +377,7 @@ torch::Tensor DCGLUMBConvImpl::forward(const torch::Tensor& x) {
   auto h = conv_depth(torch::silu(conv_inverted(x)));
   auto parts = h.chunk(2, 1);  // (a, gate)
   h = conv_point(parts[0] * torch::silu(parts[1]));
-  return rms_norm_channels(h, norm) + x;
+  return rms_norm_channels(h, norm, x);
 }
 
 EfficientViTBlockImpl::EfficientViTBlockImpl(int64_t c, int64_t d, const std::vector<int>& kernel_sizes) {
@@ -307,7 +387,7 @@ EfficientViTBlockImpl::EfficientViTBlockImpl(int64_t c, int64_t d, const std::ve
 
 DCDownBlock2dImpl::DCDownBlock2dImpl(int64_t in, int64_t out, bool pixel_unshuffle_, bool shortcut_)
     : pixel_unshuffle(pixel_unshuffle_), shortcut(shortcut_), group_size(4 * in / out) {
-  conv = register_module("conv", sprint::conv(in, pixel_unshuffle ? out / 4 : out, 3, true, pixel_unshuffle ? 1 : 2));
+  conv = register_module("conv", conv3x3(in, pixel_unshuffle ? out / 4 : out, true, pixel_unshuffle ? 1 : 2));
 }
 
 torch::Tensor DCDownBlock2dImpl::forward(const torch::Tensor& x) {
@@ -321,7 +401,7 @@ torch::Tensor DCDownBlock2dImpl::forward(const torch::Tensor& x) {
 
 DCUpBlock2dImpl::DCUpBlock2dImpl(int64_t in, int64_t out, bool interpolate_, bool shortcut_)
     : interpolate(interpolate_), shortcut(shortcut_), repeats(4 * out / in) {
-  conv = register_module("conv", sprint::conv(in, interpolate ? out : 4 * out, 3));
+  conv = register_module("conv", conv3x3(in, interpolate ? out : 4 * out));
 }
 
 torch::Tensor DCUpBlock2dImpl::forward(const torch::Tensor& x) {
@@ -350,7 +430,7 @@ void add_block(nn::Sequential& seq, const std::string& type, int64_t c, int64_t 
 DCEncoderImpl::DCEncoderImpl(const VaeConfig& c) : out_shortcut(c.encoder_out_shortcut) {
   const auto& ch = c.encoder_block_out_channels;
   const size_t n = ch.size();
-  conv_in = register_module("conv_in", conv(c.in_channels, ch[0], 3));
+  conv_in = register_module("conv_in", conv3x3(c.in_channels, ch[0]));
   down_blocks = register_module("down_blocks", nn::ModuleList());
   for (size_t i = 0; i < n; ++i) {
     nn::Sequential seq;
@@ -362,7 +442,7 @@ DCEncoderImpl::DCEncoderImpl(const VaeConfig& c) : out_shortcut(c.encoder_out_sh
     stages.push_back(seq);
     down_blocks->push_back(seq);
   }
-  conv_out = register_module("conv_out", conv(ch.back(), c.latent_channels, 3));
+  conv_out = register_module("conv_out", conv3x3(ch.back(), c.latent_channels));
   out_group = ch.back() / c.latent_channels;
 }
 
@@ -378,7 +458,7 @@ DCDecoderImpl::DCDecoderImpl(const VaeConfig& c)
     : in_shortcut(c.decoder_in_shortcut), conv_act(parse_activation(c.decoder_conv_act_fn)) {
   const auto& ch = c.decoder_block_out_channels;
   const size_t n = ch.size();
-  conv_in = register_module("conv_in", conv(c.latent_channels, ch.back(), 3));
+  conv_in = register_module("conv_in", conv3x3(c.latent_channels, ch.back()));
   in_repeats = ch.back() / c.latent_channels;
   up_blocks = register_module("up_blocks", nn::ModuleList());
   for (size_t i = 0; i < n; ++i) {
@@ -392,7 +472,7 @@ DCDecoderImpl::DCDecoderImpl(const VaeConfig& c)
     up_blocks->push_back(seq);
   }
   norm_out = register_module("norm_out", RMSNorm(ch[0], kNormEps, true, /*bias=*/true));
-  conv_out = register_module("conv_out", conv(ch[0], c.in_channels, 3));
+  conv_out = register_module("conv_out", conv3x3(ch[0], c.in_channels));
 }
 
 torch::Tensor DCDecoderImpl::forward(const torch::Tensor& z) {
@@ -410,21 +490,32 @@ AutoencoderDCImpl::AutoencoderDCImpl(const VaeConfig& c) : config(c) {
   decoder = register_module("decoder", DCDecoder(c));
 }
 
+void AutoencoderDCImpl::set_fast_cpu(bool on) {
+  fast_cpu_ = on;
+  set_winograd(*this, on);
+}
+
+// The input on the weights' device and dtype; channels-last on the CPU in the fast mode, where oneDNN's 1x1 and
+// depthwise convolutions and the Winograd path all work on channels-last tensors without reordering.
+torch::Tensor AutoencoderDCImpl::prepare(const torch::Tensor& x, const torch::Tensor& like) const {
+  auto h = x.to(like.device(), like.scalar_type());
+  if (fast_cpu_ && h.device().is_cpu()) h = h.contiguous(at::MemoryFormat::ChannelsLast);
+  return h;
+}
+
 torch::Tensor AutoencoderDCImpl::encode(const torch::Tensor& x) {
   const int64_t f = config.spatial_compression();
   SPRINT_CHECK(x.dim() == 4 && x.size(1) == config.in_channels, "vae encode: input must be (B, ", config.in_channels,
                ", H, W), got ", x.sizes());
   SPRINT_CHECK(x.size(2) % f == 0 && x.size(3) % f == 0, "vae encode: image size ", x.size(2), "x", x.size(3),
                " is not a multiple of the compression factor ", f);
-  const auto& w = encoder->conv_in->weight;
-  return encoder->forward(x.to(w.device(), w.scalar_type()));
+  return encoder->forward(prepare(x, encoder->conv_in->weight)).contiguous();
 }
 
 torch::Tensor AutoencoderDCImpl::decode(const torch::Tensor& z) {
   SPRINT_CHECK(z.dim() == 4 && z.size(1) == config.latent_channels, "vae decode: latent must be (B, ",
                config.latent_channels, ", h, w), got ", z.sizes());
-  const auto& w = decoder->conv_in->weight;
-  return decoder->forward(z.to(w.device(), w.scalar_type()));
+  return decoder->forward(prepare(z, decoder->conv_in->weight)).contiguous();
 }
 
 AutoencoderDC load_vae(const std::string& dir, const LoadOptions& options) {

@@ -35,6 +35,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "conv_bench.h"
 #include "sprint/atomic_file.h"
 #include "sprint/config.h"
 #include "sprint/control_pipeline.h"
@@ -81,7 +82,7 @@ const std::vector<Case> kCases = {
 };
 
 struct Options {
-  enum class Mode { Transformer, Pipeline, Train } mode = Mode::Transformer;
+  enum class Mode { Transformer, Pipeline, Train, Conv } mode = Mode::Transformer;
   int repeats = 0, warmup = -1, threads = 0;  // 0 / -1: per-case defaults, all cores
   std::set<std::string> only;
   std::string json_path, save_dir;
@@ -92,7 +93,7 @@ struct Options {
   std::string tokenizer = SPRINT_BENCH_TOKENIZER;
   int size = 0;            // real-shape image side; 0: real shape not run (opt-in with --real or --size)
   int steps = 0;           // 0: per case (tiny 2, real shape 1)
-  bool no_tiny = false, no_compare = false, no_trim = false;
+  bool no_tiny = false, no_compare = false, no_trim = false, no_winograd = false;
   // --train
   int64_t train_batch = 16;
   std::string device;  // "": cpu, and cuda when available
@@ -381,7 +382,7 @@ std::string python_problem(const Options& o) {
 // Runs bench_diffusers.py on the saved folder. Returns its rows, or nullopt with the reason in *why.
 std::optional<std::vector<Row>> run_diffusers(const Options& o, const fs::path& dir, std::string* why) {
   const fs::path out = dir / "diffusers_results.json";
-  const std::string cmd = shell_quote(o.python) + " " + shell_quote(o.script) + " " + shell_quote(dir.string()) +
+  const std::string cmd = sprint::malloc_settings_env() + " " + shell_quote(o.python) + " " + shell_quote(o.script) + " " + shell_quote(dir.string()) +
                           " --json " + shell_quote(out.string());
   std::cout << "\n$ " << cmd << "\n" << std::flush;
   const int rc = std::system(cmd.c_str());
@@ -691,7 +692,7 @@ std::optional<double> median_stage(const Scenario& sc, const std::string& key) {
 
 // device: "cpu" (fp32) or "cuda" (bf16, the pipeline's defaults).
 PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, int threads, const std::string& device,
-                                bool trim_text_padding) {
+                                bool trim_text_padding, bool fast_cpu_vae) {
   PipelineResult res;
   res.pcase = pc;
   const bool cuda = device == "cuda";
@@ -699,11 +700,14 @@ PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, in
   std::cout << "\n== " << pc.label << ": C++ (ControlPipeline, " << device << " " << dtype_name << ", " << threads
             << " threads, " << pc.steps
             << " step" << (pc.steps > 1 ? "s" : "") << ", " << pc.repeats << " repeat" << (pc.repeats > 1 ? "s" : "")
-            << " per warm scenario; text padding " << (trim_text_padding ? "skipped" : "computed, --no-trim") << ")\n"
+            << " per warm scenario; text padding " << (trim_text_padding ? "skipped" : "computed, --no-trim")
+            << "; DC-AE " << (fast_cpu_vae ? "Winograd, channels-last" : "torch NCHW convolutions, --no-winograd")
+            << ")\n"
             << std::flush;
   sprint::PipelineOptions po;
   po.device = device;
   po.trim_text_padding = trim_text_padding;
+  po.fast_cpu_vae = fast_cpu_vae;
   po.dtype = cuda ? torch::kBFloat16 : torch::kFloat32;
   auto t0 = Clock::now();
   auto pipe = sprint::ControlPipeline::load(pc.model_dir.string(), po);
@@ -784,7 +788,7 @@ std::string pipeline_python_problem(const Options& o) {
 
 void run_diffusers_pipeline(const Options& o, const fs::path& work, PipelineResult& res) {
   const fs::path out = work / "diffusers_results.json";
-  const std::string cmd = shell_quote(o.python) + " " + shell_quote(o.pipeline_script) + " " +
+  const std::string cmd = sprint::malloc_settings_env() + " " + shell_quote(o.python) + " " + shell_quote(o.pipeline_script) + " " +
                           shell_quote(work.string()) + " --json " + shell_quote(out.string());
   std::cout << "\n$ " << cmd << "\n" << std::flush;
   const int rc = std::system(cmd.c_str());
@@ -939,7 +943,7 @@ int run_pipeline_bench(const Options& o) {
   for (const auto& pc : cases) {
     if (pc.name != "tiny") write_real_shape_model(pc.model_dir, o.tokenizer);
     const fs::path work = root / pc.name;
-    auto res = run_cpp_pipeline(pc, work, threads, device, !o.no_trim);
+    auto res = run_cpp_pipeline(pc, work, threads, device, !o.no_trim, !o.no_winograd);
     if (py_problem.empty()) {
       run_diffusers_pipeline(o, work, res);
     } else {
@@ -1496,7 +1500,7 @@ int run_train_bench(const Options& o) {
   std::string why = py_problem;
   if (py_problem.empty()) {
     const fs::path out = root / "diffusers_results.json";
-    const std::string cmd = shell_quote(o.python) + " " + shell_quote(o.train_script) + " " +
+    const std::string cmd = sprint::malloc_settings_env() + " " + shell_quote(o.python) + " " + shell_quote(o.train_script) + " " +
                             shell_quote(root.string()) + " --json " + shell_quote(out.string());
     std::cout << "\n$ " << cmd << "\n" << std::flush;
     const int rc = std::system(cmd.c_str());
@@ -1620,6 +1624,9 @@ pipeline options:
   --no-compare           C++ only (skip bench_pipeline_diffusers.py)
   --no-trim              C++ encodes all max_sequence_length text columns, as diffusers does, instead of skipping
                          the padding (embed_prompts_trimmed; the same image): shows what that skip is worth
+  --no-winograd          C++ runs the DC-AE with torch's NCHW convolutions, as diffusers does, instead of the
+                         Winograd / channels-last CPU path (PipelineOptions::fast_cpu_vae; the same image up to
+                         float32 rounding): shows what that path is worth
   --keep                 keep the temporary folder (random model, settings, outputs)
   --pipeline-script PATH bench_pipeline_diffusers.py to run
   --tiny-pipeline DIR    tiny pipeline folder (default: the test fixture)
@@ -1638,6 +1645,11 @@ train options:
   --keep                 keep the temporary folder (weights, inputs, first-step tensors, results)
   --train-script PATH    bench_train_diffusers.py to run
   --train-configs DIR    folder with teacher.json and distill.json (default: training/configs/emoji)
+  --conv                 the DC-AE's 3x3 convolution shapes (f32c32, float32, CPU): torch NCHW (as diffusers runs
+                         them), torch channels-last and sprint's Winograd F(4x4, 3x3), with ratios and NMSE
+conv options:
+  --size N               image side (default 512)
+  --repeats N            timed runs per shape, median reported (default 3)
   --threads, --json and --python apply to every mode; --only, --compare and --save-weights to the transformer
   mode only (--pipeline and --train compare with diffusers unless --no-compare)
 )";
@@ -1685,10 +1697,12 @@ Options parse_args(int argc, char** argv) {
     } else if (a == "--no-tiny") { o.no_tiny = true;
     } else if (a == "--no-compare") { o.no_compare = true;
     } else if (a == "--no-trim") { o.no_trim = true;
+    } else if (a == "--no-winograd") { o.no_winograd = true;
     } else if (a == "--pipeline-script") { o.pipeline_script = value();
     } else if (a == "--tiny-pipeline") { o.tiny_pipeline = value();
     } else if (a == "--tokenizer") { o.tokenizer = value();
     } else if (a == "--train") { o.mode = Options::Mode::Train;
+    } else if (a == "--conv") { o.mode = Options::Mode::Conv;
     } else if (a == "--train-batch") {
       o.train_batch = number();
       SPRINT_CHECK(o.train_batch >= 1 && o.train_batch <= 4096, "--train-batch must be 1 to 4096");
@@ -1731,6 +1745,10 @@ int main(int argc, char** argv) {
         break;
       case Options::Mode::Train:
         rc = run_train_bench(o);
+        break;
+      case Options::Mode::Conv:
+        sprint::init_threads(o.threads);
+        rc = sprint::bench::run_conv_bench(o.size > 0 ? o.size : 512, o.repeats > 0 ? o.repeats : 3, o.json_path);
         break;
     }
     std::cout << "sprint-bench: done" << std::endl;

@@ -3,8 +3,10 @@
 // Tolerance: NMSE <= 1e-10 in fp32 on the CPU. Both sides run the same float32 maths; the differences come from
 // summation order only (RMSNorm reduces over dim 1 instead of after a permute, to_q/to_k/to_v run as one stacked
 // 1x1 convolution, to_out as a 1x1 convolution instead of Linear), i.e. a few ulps per element. The measured NMSE
-// is printed by each check (1e-14 .. 3e-13); 1e-10 leaves several orders of margin while any real error (a wrong
-// eps, an ignored norm weight, a swapped shortcut or h/w) gives NMSE > 1e-4. The linear and quadratic attention
+// is printed by each check (1e-14 .. 3e-13 through torch's convolutions; 1e-13 .. 3e-12 on the default CPU path,
+// whose Winograd 3x3 convolutions add their own float32 rounding, see tests/unit/test_fast_conv.cpp); 1e-10
+// leaves over an order of magnitude of margin while any real error (a wrong eps, an ignored norm weight, a
+// swapped shortcut or h/w) gives NMSE > 1e-4. The linear and quadratic attention
 // paths are the same function in exact arithmetic; both are exercised so that each is known to be right.
 #include <gtest/gtest.h>
 
@@ -50,6 +52,23 @@ TEST(VaeParity, EncodeLinearAttention) {
   Cases c;
   auto model = load("tiny_dcae");
   check(model->encode(c["dcae.enc.lin.x"]), c["dcae.enc.lin.out"], "encode lin");
+}
+
+// The default CPU path is the fast one (Winograd 3x3 convolutions, channels-last activations, fused norms); the
+// checks above run it. This runs the same cases through torch's NCHW convolutions, the diffusers arithmetic,
+// which PipelineOptions::fast_cpu_vae = false selects, under the same bound.
+TEST(VaeParity, TorchConvolutionPathToo) {
+  torch::NoGradGuard ng;
+  Cases c;
+  auto model = load("tiny_dcae");
+  ASSERT_TRUE(model->fast_cpu());
+  model->set_fast_cpu(false);
+  check(model->encode(c["dcae.enc.lin.x"]), c["dcae.enc.lin.out"], "encode lin, torch conv");
+  check(model->encode(c["dcae.enc.quad.x"]), c["dcae.enc.quad.out"], "encode quad, torch conv");
+  check(model->decode(c["dcae.dec.lin.z"]), c["dcae.dec.lin.out"], "decode lin, torch conv");
+  check(model->decode(c["dcae.dec.quad.z"]), c["dcae.dec.quad.out"], "decode quad, torch conv");
+  model->set_fast_cpu(true);
+  check(model->decode(c["dcae.dec.lin.z"]), c["dcae.dec.lin.out"], "decode lin, fast again");
 }
 
 TEST(VaeParity, EncodeQuadraticAttention) {

@@ -82,6 +82,10 @@ struct PipelineOptions {
   // Encode prompts with embed_prompts_trimmed (the same image, without the work on padding). false: the full
   // selection of max_sequence_length columns, as diffusers computes it (sprint-bench --no-trim compares the two).
   bool trim_text_padding = true;
+  // The DC-AE's CPU float32 fast path: Winograd 3x3 convolutions on channels-last activations (the same image up
+  // to float32 rounding; AutoencoderDCImpl::set_fast_cpu). false: torch's NCHW convolutions, as diffusers runs them
+  // (sprint-bench --no-winograd compares the two). No effect on CUDA.
+  bool fast_cpu_vae = true;
 };
 
 struct GenerateRequest {
@@ -175,6 +179,7 @@ class Pipeline {
   AutoencoderDC vae_{nullptr};
   int vae_scale_ = 32;
   bool trim_text_padding_ = true;
+  bool fast_cpu_vae_ = true;
   // The CHI prefix encoded once per loaded model (the first prompt pays for it); clear_caches() keeps it: it
   // depends on the weights only.
   std::optional<Gemma2PrefixCache> chi_cache_;

@@ -9,7 +9,14 @@ namespace sprint {
 
 // Sets LibTorch's intra-op thread count explicitly (it was seen defaulting to 1). n <= 0 means "all cores"
 // (std::thread::hardware_concurrency, or $SPRINT_THREADS when set). Returns the count in effect.
+// The first call also tells glibc's malloc to keep freed large blocks for reuse instead of returning them to the
+// system (mallopt M_MMAP_THRESHOLD 1 GiB, M_TRIM_THRESHOLD INT_MAX): fresh pages for every large tensor cost a
+// page fault per 4 KiB. The process keeps its peak heap size.
 int init_threads(int n = 0);
+
+// The same malloc settings as environment variables ("MALLOC_MMAP_THRESHOLD_=... MALLOC_TRIM_THRESHOLD_=..."), for
+// a child process: sprint-bench gives them to the diffusers scripts so both sides run with the same allocator.
+std::string malloc_settings_env();
 
 // "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1". Throws sprint::Error with the reason when
 // CUDA is asked for but unavailable (CPU-only build, no driver, no device).

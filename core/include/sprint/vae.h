@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sprint/fast_conv.h"
 #include "sprint/loader.h"
 #include "sprint/transformer.h"  // sprint::RMSNorm
 
@@ -62,16 +63,17 @@ struct VaeConfig {
 
 enum class Activation { SiLU, ReLU, GELU, Mish };
 
-// RMSNorm over the channel dimension of an NCHW tensor: diffusers moves C last, normalises, moves back; we reduce
-// over dim 1 in place of the two permutes (same maths, no copies).
-torch::Tensor rms_norm_channels(const torch::Tensor& x, const RMSNorm& norm);
+// RMSNorm over the channel dimension of an NCHW tensor, plus `residual` when given: diffusers moves C last,
+// normalises, moves back; we reduce over dim 1 in place of the two permutes (same maths, no copies). A
+// channels-last float32 CPU tensor in inference takes one fused pass per pixel.
+torch::Tensor rms_norm_channels(const torch::Tensor& x, const RMSNorm& norm, const torch::Tensor& residual = {});
 
 // conv1 (3x3, bias) -> act -> conv2 (3x3, no bias) -> RMSNorm over channels -> + x.
 struct DCResBlockImpl : torch::nn::Module {
   DCResBlockImpl(int64_t channels, Activation act);
   torch::Tensor forward(const torch::Tensor& x);
   Activation act;
-  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
+  FastConv2d conv1{nullptr}, conv2{nullptr};
   RMSNorm norm{nullptr};
 };
 TORCH_MODULE(DCResBlock);
@@ -122,7 +124,7 @@ struct DCDownBlock2dImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   bool pixel_unshuffle, shortcut;
   int64_t group_size;
-  torch::nn::Conv2d conv{nullptr};
+  FastConv2d conv{nullptr};
 };
 TORCH_MODULE(DCDownBlock2d);
 
@@ -133,7 +135,7 @@ struct DCUpBlock2dImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   bool interpolate, shortcut;
   int64_t repeats;
-  torch::nn::Conv2d conv{nullptr};
+  FastConv2d conv{nullptr};
 };
 TORCH_MODULE(DCUpBlock2d);
 
@@ -142,7 +144,7 @@ struct DCEncoderImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   bool out_shortcut;
   int64_t out_group;  // channels averaged per latent channel by the out-shortcut
-  torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
+  FastConv2d conv_in{nullptr}, conv_out{nullptr};
   torch::nn::ModuleList down_blocks;  // each a Sequential: blocks, then DCDownBlock2d (not after the last stage)
   std::vector<torch::nn::Sequential> stages;
 };
@@ -154,7 +156,7 @@ struct DCDecoderImpl : torch::nn::Module {
   bool in_shortcut;
   int64_t in_repeats;
   Activation conv_act;
-  torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
+  FastConv2d conv_in{nullptr}, conv_out{nullptr};
   torch::nn::ModuleList up_blocks;  // each a Sequential: DCUpBlock2d (not for the last stage), then blocks; run last to first
   std::vector<torch::nn::Sequential> stages;
   RMSNorm norm_out{nullptr};
@@ -168,9 +170,19 @@ struct AutoencoderDCImpl : torch::nn::Module {
   torch::Tensor encode(const torch::Tensor& x);
   // z: raw latent (already divided by scaling_factor). Returns (B, in_channels, H*f, W*f), nominally in [-1, 1].
   torch::Tensor decode(const torch::Tensor& z);
+  // On (default): on the CPU in float32 inference the 3x3 convolutions run by Winograd F(4x4, 3x3) and the
+  // activations stay channels-last between layers (sprint/fast_conv.h); the result equals torch's convolution up
+  // to float32 rounding. Off: torch's convolutions on NCHW tensors, the arithmetic diffusers runs. CUDA and
+  // training (autograd) always take torch's convolutions.
+  void set_fast_cpu(bool on);
+  bool fast_cpu() const { return fast_cpu_; }
   VaeConfig config;
   DCEncoder encoder{nullptr};
   DCDecoder decoder{nullptr};
+
+ private:
+  torch::Tensor prepare(const torch::Tensor& x, const torch::Tensor& like) const;
+  bool fast_cpu_ = true;
 };
 TORCH_MODULE(AutoencoderDC);
 

@@ -1,0 +1,156 @@
+// Winograd F(4x4, 3x3) convolution (core/src/fast_conv.cpp) against torch's direct convolution.
+//
+// Reference: the same convolution in float64. Tolerance: NMSE <= 3e-11 against it. The Winograd transforms are
+// exact in real arithmetic, so the error is float32 rounding only, but more of it than a direct sum has: the
+// input and output transforms multiply by up to 5 and 8 and the filter transform by 1/24, and the 36 products are
+// summed over C_in before the output transform. Measured with unit-variance inputs and 1/sqrt(9 C_in) filters
+// (printed per case): 2e-14 with one channel, 1e-12 at C_in = 70, 6e-12 at 1024 and 1.2e-11 for 256 -> 64 on
+// 8x8 (torch's direct float32 convolution: 2e-15 to 1e-13 on the same cases). 5e-11 is about 4x the largest
+// measured value; a wrong transform entry, a shifted tile or a lost border gives NMSE > 1e-3.
+#include <gtest/gtest.h>
+
+#include "sprint/fast_conv.h"
+#include "sprint/vae.h"
+#include "test_util.h"
+
+using namespace sprint;
+using sprint::test::close_nmse;
+using sprint::test::nmse;
+
+namespace {
+constexpr double kNmse = 5e-11;
+
+torch::Tensor direct(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  return torch::conv2d(x, w, b, 1, 1);
+}
+}  // namespace
+
+TEST(FastConv, MatchesDirectConvolutionOnEveryShape) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(1);
+  struct Case {
+    int64_t B, C, O, H, W;
+    bool bias;
+  };
+  // Sizes that are and are not multiples of the 4x4 tile, 1-pixel images, a single channel, more channels than
+  // one 64-channel block (and not a multiple of it), and batches.
+  for (const Case& c : {Case{1, 3, 8, 16, 16, true}, Case{2, 5, 7, 13, 9, false}, Case{1, 1, 1, 1, 1, true},
+                        Case{1, 4, 3, 2, 7, true}, Case{3, 70, 130, 11, 6, true}, Case{1, 256, 64, 8, 8, false},
+                        Case{1, 128, 128, 33, 31, true}, Case{1, 1024, 512, 8, 8, true}}) {
+    auto x = torch::randn({c.B, c.C, c.H, c.W});
+    auto w = torch::randn({c.O, c.C, 3, 3}) / std::sqrt(9.0 * c.C);
+    auto b = c.bias ? torch::randn({c.O}) : torch::Tensor();
+    auto ref = direct(x.to(torch::kFloat64), w.to(torch::kFloat64), c.bias ? b.to(torch::kFloat64) : b);
+    auto out = winograd_conv3x3(x, winograd_filter(w), b);
+    std::printf("  B%lld C%lld O%lld %lldx%lld  NMSE vs float64: Winograd %.3e, torch float32 %.3e\n",
+                (long long)c.B, (long long)c.C, (long long)c.O, (long long)c.H, (long long)c.W, nmse(out, ref),
+                nmse(direct(x, w, b), ref));
+    EXPECT_EQ(out.sizes(), ref.sizes());
+    EXPECT_TRUE(close_nmse(out, ref, kNmse)) << c.B << " " << c.C << " " << c.O << " " << c.H << "x" << c.W;
+    // Channels-last input (what the DC-AE passes along) gives the same values.
+    EXPECT_TRUE(torch::equal(winograd_conv3x3(x.contiguous(at::MemoryFormat::ChannelsLast), winograd_filter(w), b),
+                             out));
+  }
+}
+
+TEST(FastConv, NonContiguousInputIsReadCorrectly) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(2);
+  auto big = torch::randn({2, 6, 20, 20});
+  auto x = big.narrow(1, 1, 4).narrow(2, 3, 10).transpose(2, 3);  // strided view
+  auto w = torch::randn({5, 4, 3, 3}) / 6.0;
+  EXPECT_TRUE(close_nmse(winograd_conv3x3(x, winograd_filter(w), {}), direct(x, w, {}), kNmse));
+}
+
+TEST(FastConv, ModuleUsesWinogradOnlyForInference) {
+  torch::manual_seed(3);
+  FastConv2d conv(torch::nn::Conv2dOptions(8, 12, 3).padding(1));
+  auto x = torch::randn({1, 8, 9, 9});
+  torch::Tensor y_inf;
+  {
+    torch::NoGradGuard ng;
+    y_inf = conv(x);
+    // The Winograd path returns channels-last; torch's NCHW convolution returns contiguous NCHW.
+    EXPECT_TRUE(y_inf.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(close_nmse(y_inf, direct(x, conv->weight, conv->bias), kNmse));
+  }
+  // With autograd (training), the module is torch's convolution and gradients reach the weights.
+  auto y = conv(x);
+  EXPECT_TRUE(y.requires_grad());
+  y.sum().backward();
+  ASSERT_TRUE(conv->weight.grad().defined());
+  EXPECT_GT(conv->weight.grad().abs().sum().item<double>(), 0.0);
+}
+
+TEST(FastConv, CachedFilterFollowsWeightUpdates) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(4);
+  FastConv2d conv(torch::nn::Conv2dOptions(8, 8, 3).padding(1));
+  auto x = torch::randn({1, 8, 8, 8});
+  auto before = conv(x);
+  conv->weight.mul_(-2.0);  // in place, as an optimiser step or load_state_dict does
+  auto after = conv(x);
+  EXPECT_TRUE(close_nmse(after, direct(x, conv->weight, conv->bias), kNmse));
+  EXPECT_GT(nmse(after, before), 0.1);
+}
+
+TEST(FastConv, OtherConvolutionsKeepTorchsPath) {
+  torch::NoGradGuard ng;
+  auto x = torch::randn({1, 8, 8, 8});
+  auto w = torch::randn({8, 8, 3, 3});
+  auto o = torch::nn::Conv2dOptions(8, 8, 3).padding(1);
+  auto applies = [&](const torch::nn::Conv2dOptions& options, const torch::Tensor& w_, const torch::Tensor& x_) {
+    return winograd_applies(FastConv2d(options)->options, w_, {}, x_);
+  };
+  EXPECT_TRUE(applies(o, w, x));
+  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 3).padding(1).stride(2), w, x));
+  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 3).padding(0), w, x));
+  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 3).padding(1).groups(8), w, x));
+  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 5).padding(2), w, x));
+  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 3).padding(1).padding_mode(torch::kReflect), w, x));
+  EXPECT_FALSE(applies(o, w.to(torch::kFloat64), x.to(torch::kFloat64)));
+  EXPECT_FALSE(applies(o, w.to(torch::kBFloat16), x.to(torch::kBFloat16)));
+  // RGB in or out: too few channels for the transforms to pay.
+  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(3, 8, 3).padding(1), torch::randn({8, 3, 3, 3}), torch::randn({1, 3, 8, 8})));
+  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 3, 3).padding(1), torch::randn({3, 8, 3, 3}), x));
+
+  // The switch turns it off for a whole model.
+  torch::nn::Sequential seq{FastConv2d(o), torch::nn::ReLU(), FastConv2d(o)};
+  EXPECT_EQ(set_winograd(*seq, false), 2);
+  auto y = seq->forward(x);
+  EXPECT_TRUE(y.is_contiguous());  // torch's NCHW path, not the channels-last Winograd result
+}
+
+TEST(FastConv, RejectsMismatchedFilter) {
+  using sprint::test::throws_with;
+  EXPECT_TRUE(throws_with(
+      [] { winograd_conv3x3(torch::randn({1, 4, 8, 8}), winograd_filter(torch::randn({2, 5, 3, 3})), {}); },
+      {"winograd_conv3x3", "4 channels"}));
+  EXPECT_TRUE(throws_with([] { winograd_filter(torch::randn({2, 5, 5, 5})); }, {"winograd_filter", "3, 3"}));
+}
+
+// The DC-AE's fused RMSNorm-over-channels pass (channels-last float32 CPU, inference) against the generic
+// element-wise path on the same values in NCHW. Tolerance 1e-12: the same float32 operations in the same order per
+// element; only the sum of squares is accumulated in another order (16 lanes against ATen's reduction), a few
+// ulps on the scale. Measured: about 1e-14 (printed).
+TEST(FastConv, FusedChannelNormMatchesTheGenericPath) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(5);
+  for (int64_t C : {1, 7, 16, 70, 512}) {
+    RMSNorm norm(C, 1e-5, true, /*bias=*/true);
+    norm->weight.normal_();
+    norm->bias.normal_();
+    auto x = torch::randn({2, C, 5, 6}) * 3.0;
+    auto r = torch::randn({2, C, 5, 6});
+    auto generic = rms_norm_channels(x, norm, r);  // NCHW: the element-wise path
+    EXPECT_TRUE(generic.is_contiguous());
+    auto fused = rms_norm_channels(x.contiguous(at::MemoryFormat::ChannelsLast), norm, r);
+    EXPECT_TRUE(fused.is_contiguous(at::MemoryFormat::ChannelsLast));
+    std::printf("  C %lld: NMSE fused vs generic %.3e\n", static_cast<long long>(C), nmse(fused, generic));
+    EXPECT_TRUE(close_nmse(fused, generic, 1e-12)) << C;
+    // Without the residual, and against the definition.
+    auto ms = x.pow(2).mean(1, true);
+    auto expect = x / torch::sqrt(ms + 1e-5) * norm->weight.view({1, -1, 1, 1}) + norm->bias.view({1, -1, 1, 1});
+    EXPECT_TRUE(close_nmse(rms_norm_channels(x.contiguous(at::MemoryFormat::ChannelsLast), norm), expect, 1e-12)) << C;
+  }
+}
