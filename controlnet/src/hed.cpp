@@ -48,7 +48,8 @@ HEDConfig HEDConfig::from_archive(const safetensors::Archive& archive) {
 HEDBlockImpl::HEDBlockImpl(int64_t in_channels, int64_t out_channels, int num_convs) {
   convs = register_module("convs", nn::ModuleList());
   for (int j = 0; j < num_convs; ++j) {
-    nn::Conv2d conv(nn::Conv2dOptions(j == 0 ? in_channels : out_channels, out_channels, 3).padding(1));
+    // FastConv2d: Winograd on the CPU in float32 inference (sprint/fast_conv.h); the keys are nn::Conv2d's.
+    FastConv2d conv(nn::Conv2dOptions(j == 0 ? in_channels : out_channels, out_channels, 3).padding(1));
     convs->push_back(conv);
     conv_layers_.push_back(conv);
   }

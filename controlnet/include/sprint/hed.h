@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "sprint/fast_conv.h"
 #include "sprint/loader.h"
 #include "sprint/scribble.h"
 
@@ -53,7 +54,7 @@ struct HEDBlockImpl : torch::nn::Module {
   torch::nn::Conv2d projection{nullptr};
 
  private:
-  std::vector<torch::nn::Conv2d> conv_layers_;  // typed views of `convs`
+  std::vector<FastConv2d> conv_layers_;  // typed views of `convs`
 };
 TORCH_MODULE(HEDBlock);
 
