@@ -211,9 +211,7 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t k, bool bias = true, int64_t st
 FastConv2d conv3x3(int64_t in, int64_t out, bool bias = true, int64_t stride = 1) {
   return FastConv2d(conv_options(in, out, 3, bias, stride, 1));
 }
-}  // namespace
 
-namespace {
 // Per pixel of a channels-last float32 tensor (rows of C values): y = x * rsqrt(mean(x^2) + eps) * w (+ b) (+ r),
 // in that order, as diffusers' RMSNorm then the residual add compute it.
 SPRINT_VECTOR_CLONES
@@ -350,7 +348,7 @@ torch::Tensor DCMultiscaleAttentionImpl::forward(const torch::Tensor& x) {
     scores = scores / (scores.sum(2, /*keepdim=*/true) + kAttnEps);
     o = torch::matmul(v, scores.to(v.scalar_type()));  // (B, G, d, N)
   }
-  if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && x.size(1) > 1) {
+  if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && no_grad_needed({&x, &o, &to_out->weight})) {
     // Channels-last in, channels-last out (the fast CPU path): to_out as (N x K) * (K x C) per image, reading o
     // transposed, gives the (H, W, C) layout directly, and the norm and residual then take their fused pass.
     auto out = torch::empty({B, H, W, channels}, x.options());
@@ -495,11 +493,13 @@ void AutoencoderDCImpl::set_fast_cpu(bool on) {
   set_winograd(*this, on);
 }
 
-// The input on the weights' device and dtype; channels-last on the CPU in the fast mode, where oneDNN's 1x1 and
-// depthwise convolutions and the Winograd path all work on channels-last tensors without reordering.
+// The input on the weights' device and dtype; channels-last on the CPU in the fast mode in inference, where
+// oneDNN's 1x1 and depthwise convolutions and the Winograd path all work on channels-last tensors without
+// reordering. Training (autograd) keeps NCHW and torch's operations.
 torch::Tensor AutoencoderDCImpl::prepare(const torch::Tensor& x, const torch::Tensor& like) const {
   auto h = x.to(like.device(), like.scalar_type());
-  if (fast_cpu_ && h.device().is_cpu()) h = h.contiguous(at::MemoryFormat::ChannelsLast);
+  if (fast_cpu_ && h.device().is_cpu() && !torch::GradMode::is_enabled())
+    h = h.contiguous(at::MemoryFormat::ChannelsLast);
   return h;
 }
 

@@ -154,3 +154,31 @@ TEST(FastConv, FusedChannelNormMatchesTheGenericPath) {
     EXPECT_TRUE(close_nmse(rms_norm_channels(x.contiguous(at::MemoryFormat::ChannelsLast), norm), expect, 1e-12)) << C;
   }
 }
+
+// Training goes through the same modules with autograd on: the fast path must step aside (no out= products, no
+// hand-written passes) and the gradients must equal those of torch's path. 4 x 4 inputs make the tiny DC-AE's
+// last stage 1 x 1, where a tensor is channels-last and NCHW at once. Tolerance 1e-10 on the gradients' NMSE: the
+// same float32 operations either way (measured 0).
+TEST(FastConv, DcaeGradientsAreTorchsWithTheFastPathOn) {
+  auto vae = load_vae(sprint::test::fixture_path("vae/tiny_dcae/vae"));
+  ASSERT_TRUE(vae->fast_cpu());
+  torch::manual_seed(6);
+  for (int64_t side : {4, 8}) {
+    auto x = torch::randn({1, 3, side, side});
+    auto grads = [&](bool fast) {
+      vae->set_fast_cpu(fast);
+      vae->zero_grad();
+      vae->decode(vae->encode(x)).square().mean().backward();
+      std::vector<torch::Tensor> g;
+      for (const auto& p : vae->parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+      return g;
+    };
+    const auto fast = grads(true), torch_path = grads(false);
+    vae->set_fast_cpu(true);
+    ASSERT_EQ(fast.size(), torch_path.size());
+    for (size_t i = 0; i < fast.size(); ++i) {
+      if (torch_path[i].abs().sum().item<double>() == 0) continue;  // a parameter this input does not reach
+      EXPECT_TRUE(close_nmse(fast[i], torch_path[i], 1e-10)) << side << " #" << i;
+    }
+  }
+}
