@@ -89,31 +89,29 @@ struct Grid {
 // Tiles [begin, end) of channels-last x into V (tile t at row t - t0; 36 x C values per tile, contiguous, so the
 // writes are sequential).
 void transform_inputs(const float* x, const Grid& g, int64_t t0, int64_t begin, int64_t end, float* V) {
-  {
-    alignas(64) float d[kPoints * kBlock];  // a border tile, zero-padded
-    alignas(64) float tmp[kPoints * kBlock];
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t tx = t % g.tw, ty = (t / g.tw) % g.th, b = t / (g.tw * g.th);
-      const int64_t y0 = ty * kOut - 1, x0 = tx * kOut - 1;  // padding 1
-      const bool inside = y0 >= 0 && x0 >= 0 && y0 + kIn <= g.H && x0 + kIn <= g.W;
-      float* v = V + (t - t0) * kPoints * g.C;
-      for (int64_t c0 = 0; c0 < g.C; c0 += kBlock) {
-        const int64_t n = std::min(kBlock, g.C - c0);
-        if (inside) {
-          input_tile(x + ((b * g.H + y0) * g.W + x0) * g.C + c0, g.W * g.C, g.C, n, tmp, v + c0, g.C);
-          continue;
-        }
-        for (int64_t r = 0; r < kIn; ++r)
-          for (int64_t s = 0; s < kIn; ++s) {
-            float* dst = d + (r * kIn + s) * kBlock;
-            const int64_t yy = y0 + r, xx = x0 + s;
-            if (yy < 0 || yy >= g.H || xx < 0 || xx >= g.W)
-              std::fill(dst, dst + n, 0.f);
-            else
-              std::copy_n(x + ((b * g.H + yy) * g.W + xx) * g.C + c0, n, dst);
-          }
-        input_tile(d, kIn * kBlock, kBlock, n, tmp, v + c0, g.C);
+  alignas(64) float d[kPoints * kBlock];  // a border tile, zero-padded
+  alignas(64) float tmp[kPoints * kBlock];
+  for (int64_t t = begin; t < end; ++t) {
+    const int64_t tx = t % g.tw, ty = (t / g.tw) % g.th, b = t / (g.tw * g.th);
+    const int64_t y0 = ty * kOut - 1, x0 = tx * kOut - 1;  // padding 1
+    const bool inside = y0 >= 0 && x0 >= 0 && y0 + kIn <= g.H && x0 + kIn <= g.W;
+    float* v = V + (t - t0) * kPoints * g.C;
+    for (int64_t c0 = 0; c0 < g.C; c0 += kBlock) {
+      const int64_t n = std::min(kBlock, g.C - c0);
+      if (inside) {
+        input_tile(x + ((b * g.H + y0) * g.W + x0) * g.C + c0, g.W * g.C, g.C, n, tmp, v + c0, g.C);
+        continue;
       }
+      for (int64_t r = 0; r < kIn; ++r)
+        for (int64_t s = 0; s < kIn; ++s) {
+          float* dst = d + (r * kIn + s) * kBlock;
+          const int64_t yy = y0 + r, xx = x0 + s;
+          if (yy < 0 || yy >= g.H || xx < 0 || xx >= g.W)
+            std::fill(dst, dst + n, 0.f);
+          else
+            std::copy_n(x + ((b * g.H + yy) * g.W + xx) * g.C + c0, n, dst);
+        }
+      input_tile(d, kIn * kBlock, kBlock, n, tmp, v + c0, g.C);
     }
   }
 }
@@ -122,27 +120,25 @@ void transform_inputs(const float* x, const Grid& g, int64_t t0, int64_t begin, 
 // channels-last y, adding bias.
 void transform_outputs(const float* M, const Grid& g, int64_t t0, int64_t begin, int64_t end, const float* bias,
                        float* y) {
-  {
-    alignas(64) float tmp[kPoints * kBlock];
-    alignas(64) float edge[kOut * kOut * kBlock];  // a border tile's full 4x4 result
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t tx = t % g.tw, ty = (t / g.tw) % g.th, b = t / (g.tw * g.th);
-      const int64_t y0 = ty * kOut, x0 = tx * kOut;
-      const bool inside = y0 + kOut <= g.H && x0 + kOut <= g.W;
-      const float* m = M + (t - t0) * kPoints * g.O;
-      for (int64_t o0 = 0; o0 < g.O; o0 += kBlock) {
-        const int64_t n = std::min(kBlock, g.O - o0);
-        const float* bo = bias ? bias + o0 : nullptr;
-        float* dst = y + ((b * g.H + y0) * g.W + x0) * g.O + o0;
-        if (inside) {
-          output_tile(m + o0, g.O, n, bo, tmp, dst, g.W * g.O, g.O);
-          continue;
-        }
-        output_tile(m + o0, g.O, n, bo, tmp, edge, kOut * kBlock, kBlock);
-        for (int64_t i = 0; i < kOut && y0 + i < g.H; ++i)
-          for (int64_t j = 0; j < kOut && x0 + j < g.W; ++j)
-            std::copy_n(edge + (i * kOut + j) * kBlock, n, dst + i * g.W * g.O + j * g.O);
+  alignas(64) float tmp[kPoints * kBlock];
+  alignas(64) float edge[kOut * kOut * kBlock];  // a border tile's full 4x4 result
+  for (int64_t t = begin; t < end; ++t) {
+    const int64_t tx = t % g.tw, ty = (t / g.tw) % g.th, b = t / (g.tw * g.th);
+    const int64_t y0 = ty * kOut, x0 = tx * kOut;
+    const bool inside = y0 + kOut <= g.H && x0 + kOut <= g.W;
+    const float* m = M + (t - t0) * kPoints * g.O;
+    for (int64_t o0 = 0; o0 < g.O; o0 += kBlock) {
+      const int64_t n = std::min(kBlock, g.O - o0);
+      const float* bo = bias ? bias + o0 : nullptr;
+      float* dst = y + ((b * g.H + y0) * g.W + x0) * g.O + o0;
+      if (inside) {
+        output_tile(m + o0, g.O, n, bo, tmp, dst, g.W * g.O, g.O);
+        continue;
       }
+      output_tile(m + o0, g.O, n, bo, tmp, edge, kOut * kBlock, kBlock);
+      for (int64_t i = 0; i < kOut && y0 + i < g.H; ++i)
+        for (int64_t j = 0; j < kOut && x0 + j < g.W; ++j)
+          std::copy_n(edge + (i * kOut + j) * kBlock, n, dst + i * g.W * g.O + j * g.O);
     }
   }
 }
@@ -230,9 +226,14 @@ bool winograd_applies(const torch::nn::detail::ConvNdOptions<2>& o, const torch:
          o.groups() == 1 && weight.size(0) >= kMinChannels && weight.size(1) >= kMinChannels &&
          std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) && x.dim() == 4 &&
          x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && weight.scalar_type() == torch::kFloat32 &&
-         (!bias.defined() || bias.scalar_type() == torch::kFloat32) &&
-         (!torch::GradMode::is_enabled() ||
-          (!x.requires_grad() && !weight.requires_grad() && !(bias.defined() && bias.requires_grad())));
+         (!bias.defined() || bias.scalar_type() == torch::kFloat32) && inference_only({&x, &weight, &bias});
+}
+
+bool inference_only(std::initializer_list<const torch::Tensor*> tensors) {
+  if (!torch::GradMode::is_enabled()) return true;
+  for (const auto* t : tensors)
+    if (t->defined() && t->requires_grad()) return false;
+  return true;
 }
 
 torch::Tensor FastConv2dImpl::forward(const torch::Tensor& x) {

@@ -238,13 +238,6 @@ void rms_norm_rows(const float* __restrict x, const float* __restrict r, const f
     }
   }
 }
-
-bool no_grad_needed(std::initializer_list<const torch::Tensor*> ts) {
-  if (!torch::GradMode::is_enabled()) return true;
-  for (const auto* t : ts)
-    if (t->defined() && t->requires_grad()) return false;
-  return true;
-}
 }  // namespace
 
 torch::Tensor rms_norm_channels(const torch::Tensor& x, const RMSNorm& norm, const torch::Tensor& residual) {
@@ -255,7 +248,7 @@ torch::Tensor rms_norm_channels(const torch::Tensor& x, const RMSNorm& norm, con
   // element-wise passes below.
   if (x.dim() == 4 && f32_cpu(x) && x.is_contiguous(at::MemoryFormat::ChannelsLast) && w.defined() && f32_cpu(w) &&
       (!b.defined() || f32_cpu(b)) && (!residual.defined() || (f32_cpu(residual) && residual.sizes() == x.sizes())) &&
-      no_grad_needed({&x, &w, &b, &residual})) {
+      inference_only({&x, &w, &b, &residual})) {
     const int64_t C = x.size(1), rows = x.numel() / std::max<int64_t>(C, 1);
     auto r = residual.defined() ? residual.contiguous(at::MemoryFormat::ChannelsLast) : residual;
     auto wc = w.contiguous(), bc = b.defined() ? b.contiguous() : b;
@@ -348,7 +341,7 @@ torch::Tensor DCMultiscaleAttentionImpl::forward(const torch::Tensor& x) {
     scores = scores / (scores.sum(2, /*keepdim=*/true) + kAttnEps);
     o = torch::matmul(v, scores.to(v.scalar_type()));  // (B, G, d, N)
   }
-  if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && no_grad_needed({&x, &o, &to_out->weight})) {
+  if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && inference_only({&x, &o, &to_out->weight})) {
     // Channels-last in, channels-last out (the fast CPU path): to_out as (N x K) * (K x C) per image, reading o
     // transposed, gives the (H, W, C) layout directly, and the norm and residual then take their fused pass.
     auto out = torch::empty({B, H, W, channels}, x.options());

@@ -25,6 +25,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <mutex>
 
 namespace sprint {
@@ -36,6 +37,10 @@ torch::Tensor winograd_filter(const torch::Tensor& weight);
 // the CPU, any H, W >= 1; bias: (C_out) or undefined. The result is channels-last (memory format), like oneDNN's
 // output for a channels-last input; x is read channels-last too (a contiguous NCHW x is converted once).
 torch::Tensor winograd_conv3x3(const torch::Tensor& x, const torch::Tensor& filter, const torch::Tensor& bias);
+
+// True when none of `tensors` will need a gradient: GradMode is off, or none of the defined ones requires grad.
+// The CPU fast paths (Winograd here, the DC-AE's fused passes) run only then; training keeps torch's operations.
+bool inference_only(std::initializer_list<const torch::Tensor*> tensors);
 
 // Whether the Winograd path applies to this convolution and input (see the file comment).
 bool winograd_applies(const torch::nn::detail::ConvNdOptions<2>& options, const torch::Tensor& weight, const torch::Tensor& bias,
