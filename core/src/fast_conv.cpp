@@ -17,7 +17,7 @@ constexpr int64_t kIn = 6;       // input tile side m + r - 1
 constexpr int64_t kPoints = 36;  // kIn * kIn transformed points
 constexpr int64_t kBlock = 64;   // channels transformed together (the tile buffers stay in L1)
 // Fewer input or output channels than this and the transforms cost more than the products save: an RGB conv_in
-// (3 -> 128) or conv_out (128 -> 3) was 2-8x slower by Winograd than by oneDNN (sprint-bench --conv).
+// (3 -> 128) or conv_out (128 -> 3) was 1.2-10x slower by Winograd than by oneDNN (sprint-bench --conv).
 constexpr int64_t kMinChannels = 8;
 
 // Work memory per chunk of tiles: V (tiles x 36 x C_in) and M (tiles x 36 x C_out) floats. Chunks bound the

@@ -8,8 +8,8 @@
 // points 0, +-1, +-2 and infinity; the matrices are written out in fast_conv.cpp.
 //
 // The 3x3 convolutions are 85-90 % of the DC-AE's work. On the 2-core development machine the DC-AE f32c32's
-// shapes at 256x256 took 0.4-0.6x of torch's direct (oneDNN, NCHW) time each, 0.53x weighted over one encode and
-// decode (sprint-bench --conv); 128 -> 128 channels at full resolution gains least (memory-bound transforms).
+// shapes at 256x256 took 0.40-0.85x of torch's direct (oneDNN, NCHW) time each, 0.62x weighted over one encode
+// and decode (sprint-bench --conv); 128 -> 128 channels at full resolution gains least (memory-bound transforms).
 // The result equals the direct convolution up to float32 rounding (the transforms are exact in real arithmetic);
 // tests/unit/test_fast_conv.cpp bounds the difference against float64.
 //
