@@ -1,10 +1,12 @@
-// Winograd F(4x4, 3x3) convolution. See include/sprint/fast_conv.h.
+// Winograd F(4x4, 3x3) convolution and the DC-AE's resampling convolutions. See include/sprint/fast_conv.h.
 #include "sprint/fast_conv.h"
 
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <cstring>
+#include <bit>
+#include <cmath>
+#include <vector>
 
 #include "simd.h"
 #include "sprint/error.h"
@@ -25,18 +27,36 @@ constexpr int64_t kMinChannels = 8;
 // 4 MiB chunks the products took 1.5-2.5x longer than with 64 MiB, and whole-image chunks gained little more).
 constexpr int64_t kChunkBytes = int64_t{64} << 20;
 
-// Input transform V = B^T d B of one 6x6 tile for n channels. d(r, s) = d + r * d_row + s * d_col points at n
-// contiguous channels; V point (i, j) goes to v + (i * 6 + j) * ldv. B^T (points 0, 1, -1, 2, -2, infinity):
+// silu(v) = v / (1 + e^-v) with e^x by Cody-Waite range reduction (x = n ln 2 + r, |r| <= ln 2 / 2) and the
+// Cephes expf polynomial (relative error about 1e-7, as Sleef's expf that torch.silu uses): plain arithmetic, so
+// the loops that call it vectorise. Arguments below -87 give e^-v = 2^127 at most, hence silu -> -0 as it should.
+inline float silu(float v) {
+  const float x = std::clamp(-v, -87.f, 87.f);
+  const float n = std::nearbyint(x * 1.44269504088896341f);
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  const float scale = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+  return v / (1.f + p * scale);
+}
+
+// Input transform V = B^T d B of one 6x6 tile for n channels: src[r * 6 + s] points at the n contiguous channels of
+// tile pixel (r, s) (a zero vector outside the image); V point (i, j) goes to v + (i * 6 + j) * ldv. B^T (points
+// 0, 1, -1, 2, -2, infinity):
 //   [4, 0, -5, 0, 1, 0] [0, -4, -4, 1, 1, 0] [0, 4, -4, -1, 1, 0] [0, -2, -1, 2, 1, 0] [0, 2, -1, -2, 1, 0]
 //   [0, 4, 0, -5, 0, 1]
 // Every pointer is restrict and tmp is local, so the loops over channels vectorise.
 SPRINT_VECTOR_CLONES
-void input_tile(const float* __restrict d, int64_t d_row, int64_t d_col, int64_t n, float* __restrict tmp,
-                float* __restrict v, int64_t ldv) {
-  // The 1-D transform of six n-channel vectors `in_step` apart into six `out_step` apart.
-  auto pass = [n](const float* __restrict in, int64_t in_step, float* __restrict out, int64_t out_step) {
-    const float *d0 = in, *d1 = in + in_step, *d2 = in + 2 * in_step, *d3 = in + 3 * in_step,
-                *d4 = in + 4 * in_step, *d5 = in + 5 * in_step;
+void input_tile(const float* const* src, int64_t n, float* __restrict tmp, float* __restrict v, int64_t ldv) {
+  // The 1-D transform of six n-channel vectors into six `out_step` apart.
+  auto pass = [n](const float* __restrict d0, const float* __restrict d1, const float* __restrict d2,
+                  const float* __restrict d3, const float* __restrict d4, const float* __restrict d5,
+                  float* __restrict out, int64_t out_step) {
     float *t0 = out, *t1 = out + out_step, *t2 = out + 2 * out_step, *t3 = out + 3 * out_step,
           *t4 = out + 4 * out_step, *t5 = out + 5 * out_step;
 #pragma GCC ivdep
@@ -51,18 +71,24 @@ void input_tile(const float* __restrict d, int64_t d_row, int64_t d_col, int64_t
       t5[c] = 4.f * d1[c] - 5.f * d3[c] + d5[c];
     }
   };
-  for (int64_t j = 0; j < kIn; ++j) pass(d + j * d_col, d_row, tmp + j * kBlock, kIn * kBlock);  // columns
-  for (int64_t i = 0; i < kIn; ++i) pass(tmp + i * kIn * kBlock, kBlock, v + i * kIn * ldv, ldv);  // rows
+  for (int64_t j = 0; j < kIn; ++j)  // columns
+    pass(src[j], src[kIn + j], src[2 * kIn + j], src[3 * kIn + j], src[4 * kIn + j], src[5 * kIn + j],
+         tmp + j * kBlock, kIn * kBlock);
+  for (int64_t i = 0; i < kIn; ++i) {  // rows
+    const float* t = tmp + i * kIn * kBlock;
+    pass(t, t + kBlock, t + 2 * kBlock, t + 3 * kBlock, t + 4 * kBlock, t + 5 * kBlock, v + i * kIn * ldv, ldv);
+  }
 }
 
-// Output transform Y = A^T m A (+ bias) of one tile for n channels: point k of m at m + k * ldm; Y(i, j) goes to
-// y + i * y_row + j * y_col. A^T: [1, 1, 1, 1, 1, 0] [0, 1, -1, 2, -2, 0] [0, 1, 1, 4, 4, 0] [0, 1, -1, 8, -8, 1].
+// Output transform Y = A^T m A (+ bias, then silu when asked) of one tile for n channels: point k of m at
+// m + k * ldm; Y(i, j) goes to y + i * y_row + j * y_col. A^T:
+//   [1, 1, 1, 1, 1, 0] [0, 1, -1, 2, -2, 0] [0, 1, 1, 4, 4, 0] [0, 1, -1, 8, -8, 1].
 SPRINT_VECTOR_CLONES
-void output_tile(const float* __restrict m, int64_t ldm, int64_t n, const float* __restrict bias,
+void output_tile(const float* __restrict m, int64_t ldm, int64_t n, const float* __restrict bias, bool act,
                  float* __restrict tmp, float* __restrict y, int64_t y_row, int64_t y_col) {
-  // The 1-D transform of six n-channel vectors into four, plus `add` (bias or nothing).
+  // The 1-D transform of six n-channel vectors into four, plus `add` (bias or nothing), then silu when `act`.
   auto pass = [n](const float* __restrict in, int64_t in_step, float* __restrict out, int64_t out_step,
-                  const float* __restrict add) {
+                  const float* __restrict add, bool act) {
     const float *m0 = in, *m1 = in + in_step, *m2 = in + 2 * in_step, *m3 = in + 3 * in_step,
                 *m4 = in + 4 * in_step, *m5 = in + 5 * in_step;
     float *t0 = out, *t1 = out + out_step, *t2 = out + 2 * out_step, *t3 = out + 3 * out_step;
@@ -75,51 +101,65 @@ void output_tile(const float* __restrict m, int64_t ldm, int64_t n, const float*
       t2[c] = p + 4.f * r + b;
       t3[c] = q + 8.f * s + m5[c] + b;
     }
+    if (!act) return;
+#pragma GCC ivdep
+    for (int64_t c = 0; c < n; ++c) {
+      t0[c] = silu(t0[c]);
+      t1[c] = silu(t1[c]);
+      t2[c] = silu(t2[c]);
+      t3[c] = silu(t3[c]);
+    }
   };
-  for (int64_t j = 0; j < kIn; ++j) pass(m + j * ldm, kIn * ldm, tmp + j * kBlock, kIn * kBlock, nullptr);
-  for (int64_t i = 0; i < kOut; ++i) pass(tmp + i * kIn * kBlock, kBlock, y + i * y_row, y_col, bias);
+  for (int64_t j = 0; j < kIn; ++j) pass(m + j * ldm, kIn * ldm, tmp + j * kBlock, kIn * kBlock, nullptr, false);
+  for (int64_t i = 0; i < kOut; ++i) pass(tmp + i * kIn * kBlock, kBlock, y + i * y_row, y_col, bias, act);
 }
 
-// Output grid geometry: th x tw tiles of 4x4 per image, tiles numbered (b * th + ty) * tw + tx.
+// Output grid geometry: th x tw tiles of 4x4 per image, tiles numbered (b * th + ty) * tw + tx. The convolution's
+// input is H x W too: x itself (up = 0) or x upsampled 2x by nearest (up = 1, x is (H / 2) x (W / 2)).
 struct Grid {
   int64_t B, C, O, H, W, th, tw;
+  int up = 0;
+  bool silu = false;       // the output transform's epilogue
+  int64_t repeats = 0;     // > 0: add the DC-AE up-shortcut of x (winograd_upsample_conv3x3), see transform_outputs
   int64_t tiles() const { return B * th * tw; }
 };
 
 // Tiles [begin, end) of channels-last x into V (tile t at row t - t0; 36 x C values per tile, contiguous, so the
 // writes are sequential).
 void transform_inputs(const float* x, const Grid& g, int64_t t0, int64_t begin, int64_t end, float* V) {
-  alignas(64) float d[kPoints * kBlock];  // a border tile, zero-padded
+  alignas(64) static const float zeros[kBlock] = {};
   alignas(64) float tmp[kPoints * kBlock];
+  const float* src[kPoints];
+  const int64_t Hs = g.H >> g.up, Ws = g.W >> g.up;  // x's size
   for (int64_t t = begin; t < end; ++t) {
     const int64_t tx = t % g.tw, ty = (t / g.tw) % g.th, b = t / (g.tw * g.th);
     const int64_t y0 = ty * kOut - 1, x0 = tx * kOut - 1;  // padding 1
-    const bool inside = y0 >= 0 && x0 >= 0 && y0 + kIn <= g.H && x0 + kIn <= g.W;
     float* v = V + (t - t0) * kPoints * g.C;
     for (int64_t c0 = 0; c0 < g.C; c0 += kBlock) {
-      const int64_t n = std::min(kBlock, g.C - c0);
-      if (inside) {
-        input_tile(x + ((b * g.H + y0) * g.W + x0) * g.C + c0, g.W * g.C, g.C, n, tmp, v + c0, g.C);
-        continue;
-      }
       for (int64_t r = 0; r < kIn; ++r)
         for (int64_t s = 0; s < kIn; ++s) {
-          float* dst = d + (r * kIn + s) * kBlock;
           const int64_t yy = y0 + r, xx = x0 + s;
-          if (yy < 0 || yy >= g.H || xx < 0 || xx >= g.W)
-            std::fill(dst, dst + n, 0.f);
-          else
-            std::copy_n(x + ((b * g.H + yy) * g.W + xx) * g.C + c0, n, dst);
+          src[r * kIn + s] = yy < 0 || yy >= g.H || xx < 0 || xx >= g.W
+                                 ? zeros
+                                 : x + ((b * Hs + (yy >> g.up)) * Ws + (xx >> g.up)) * g.C + c0;
         }
-      input_tile(d, kIn * kBlock, kBlock, n, tmp, v + c0, g.C);
+      input_tile(src, std::min(kBlock, g.C - c0), tmp, v + c0, g.C);
     }
   }
 }
 
+// out[o] += src[index[o]] for o < n.
+SPRINT_VECTOR_CLONES
+void add_gathered(float* __restrict out, const float* __restrict src, const int32_t* __restrict index, int64_t n) {
+  for (int64_t o = 0; o < n; ++o) out[o] += src[index[o]];
+}
+
 // Tiles [begin, end) of M (tile t at row t - t0; 36 x O values per tile) back to the tiles' pixels of
-// channels-last y, adding bias.
-void transform_outputs(const float* M, const Grid& g, int64_t t0, int64_t begin, int64_t end, const float* bias,
-                       float* y) {
+// channels-last y, adding bias, applying silu when g.silu, and adding the DC-AE up-shortcut of x when `shortcut`
+// is given: output channel o of phase (a, b) (pixel parity) is channel o * 4 + a * 2 + b of
+// repeat_interleave(x), so shortcut[(a * 2 + b) * O + o] = (o * 4 + a * 2 + b) / repeats indexes x's channels.
+void transform_outputs(const float* M, const float* x, const int32_t* shortcut, const Grid& g, int64_t t0,
+                       int64_t begin, int64_t end, const float* bias, float* y) {
   alignas(64) float tmp[kPoints * kBlock];
   alignas(64) float edge[kOut * kOut * kBlock];  // a border tile's full 4x4 result
   for (int64_t t = begin; t < end; ++t) {
@@ -132,13 +172,21 @@ void transform_outputs(const float* M, const Grid& g, int64_t t0, int64_t begin,
       const float* bo = bias ? bias + o0 : nullptr;
       float* dst = y + ((b * g.H + y0) * g.W + x0) * g.O + o0;
       if (inside) {
-        output_tile(m + o0, g.O, n, bo, tmp, dst, g.W * g.O, g.O);
-        continue;
+        output_tile(m + o0, g.O, n, bo, g.silu, tmp, dst, g.W * g.O, g.O);
+      } else {
+        output_tile(m + o0, g.O, n, bo, g.silu, tmp, edge, kOut * kBlock, kBlock);
+        for (int64_t i = 0; i < kOut && y0 + i < g.H; ++i)
+          for (int64_t j = 0; j < kOut && x0 + j < g.W; ++j)
+            std::copy_n(edge + (i * kOut + j) * kBlock, n, dst + i * g.W * g.O + j * g.O);
       }
-      output_tile(m + o0, g.O, n, bo, tmp, edge, kOut * kBlock, kBlock);
+      if (!shortcut) continue;
+      // The DC-AE up-shortcut: output pixel (Y, X) adds x's pixel (Y / 2, X / 2) gathered by the phase's table.
       for (int64_t i = 0; i < kOut && y0 + i < g.H; ++i)
-        for (int64_t j = 0; j < kOut && x0 + j < g.W; ++j)
-          std::copy_n(edge + (i * kOut + j) * kBlock, n, dst + i * g.W * g.O + j * g.O);
+        for (int64_t j = 0; j < kOut && x0 + j < g.W; ++j) {
+          const int64_t Y = y0 + i, X = x0 + j;
+          const float* px = x + ((b * (g.H / 2) + Y / 2) * (g.W / 2) + X / 2) * g.C;
+          add_gathered(dst + i * g.W * g.O + j * g.O, px, shortcut + ((Y % 2) * 2 + X % 2) * g.O + o0, n);
+        }
     }
   }
 }
@@ -170,18 +218,34 @@ torch::Tensor winograd_filter(const torch::Tensor& weight) {
   return u.permute({2, 3, 1, 0}).reshape({kPoints, weight.size(1), weight.size(0)}).to(torch::kFloat32).contiguous();
 }
 
-torch::Tensor winograd_conv3x3(const torch::Tensor& input, const torch::Tensor& filter, const torch::Tensor& bias) {
-  SPRINT_CHECK(input.dim() == 4 && input.scalar_type() == torch::kFloat32 && input.device().is_cpu(),
-               "winograd_conv3x3: expected a float32 CPU (B, C, H, W) input, got ", input.sizes(), " ",
-               input.scalar_type(), " on ", input.device());
-  SPRINT_CHECK(filter.dim() == 3 && filter.size(0) == kPoints && filter.size(1) == input.size(1) &&
-                   filter.scalar_type() == torch::kFloat32 && filter.is_contiguous(),
-               "winograd_conv3x3: the filter (", filter.sizes(), ") does not match the input's ", input.size(1),
-               " channels");
+namespace {
+// The checks every entry point makes: a float32 CPU (B, C, H, W) input, a float32 contiguous filter for
+// filter_in == C input channels, and O bias values.
+void check_input(const char* what, const torch::Tensor& x, const torch::Tensor& filter, int64_t filter_in,
+                 const torch::Tensor& bias, int64_t O) {
+  SPRINT_CHECK(x.dim() == 4 && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(), what,
+               ": expected a float32 CPU (B, C, H, W) input, got ", x.sizes(), " ", x.scalar_type(), " on ",
+               x.device());
+  SPRINT_CHECK(filter.scalar_type() == torch::kFloat32 && filter.is_contiguous() && filter_in == x.size(1), what,
+               ": the filter (", filter.sizes(), ") does not match the input's ", x.size(1), " channels");
+  SPRINT_CHECK(!bias.defined() || (bias.numel() == O && bias.scalar_type() == torch::kFloat32), what,
+               ": bias must hold ", O, " float32 values");
+}
+// The Winograd path for winograd_conv3x3 and winograd_upsample_conv3x3: `what` names the caller in messages;
+// g.B, g.C, g.H, g.W are filled in here from the input (H and W doubled when g.up).
+torch::Tensor winograd(const char* what, const torch::Tensor& input, const torch::Tensor& filter,
+                       const torch::Tensor& bias, Grid g) {
+  SPRINT_CHECK(filter.dim() == 3 && filter.size(0) == kPoints, what, ": expected a (36, C_in, C_out) filter, got ",
+               filter.sizes());
   const int64_t O = filter.size(2);
-  SPRINT_CHECK(!bias.defined() || (bias.numel() == O && bias.scalar_type() == torch::kFloat32),
-               "winograd_conv3x3: bias must hold ", O, " float32 values");
-  Grid g{input.size(0), input.size(1), O, input.size(2), input.size(3), 0, 0};
+  check_input(what, input, filter, filter.size(1), bias, O);
+  SPRINT_CHECK(g.repeats <= 0 || input.size(1) * g.repeats == 4 * O, what, ": a shortcut of ", g.repeats,
+               " repeats needs C_in * repeats (", input.size(1) * g.repeats, ") == 4 * C_out (", 4 * O, ")");
+  g.B = input.size(0);
+  g.C = input.size(1);
+  g.O = O;
+  g.H = input.size(2) << g.up;
+  g.W = input.size(3) << g.up;
   g.th = (g.H + kOut - 1) / kOut;
   g.tw = (g.W + kOut - 1) / kOut;
 
@@ -209,13 +273,42 @@ torch::Tensor winograd_conv3x3(const torch::Tensor& input, const torch::Tensor& 
   const int64_t chunk = std::clamp<int64_t>(kChunkBytes / (per_tile * static_cast<int64_t>(sizeof(float))), 1, g.tiles());
   float* V = workspace(chunk * per_tile);
   float* M = V + chunk * kPoints * g.C;
+  std::vector<int32_t> shortcut;
+  if (g.repeats > 0)
+    for (int64_t phase = 0; phase < 4; ++phase)
+      for (int64_t o = 0; o < O; ++o) shortcut.push_back(static_cast<int32_t>((o * 4 + phase) / g.repeats));
+  const int32_t* sp = shortcut.empty() ? nullptr : shortcut.data();
   for (int64_t t0 = 0; t0 < g.tiles(); t0 += chunk) {
     const int64_t t1 = std::min(g.tiles(), t0 + chunk);
     at::parallel_for(t0, t1, 4, [&](int64_t begin, int64_t end) { transform_inputs(xp, g, t0, begin, end, V); });
     products(V, M, t1 - t0);
-    at::parallel_for(t0, t1, 4, [&](int64_t begin, int64_t end) { transform_outputs(M, g, t0, begin, end, bp, yp); });
+    at::parallel_for(t0, t1, 4,
+                     [&](int64_t begin, int64_t end) { transform_outputs(M, xp, sp, g, t0, begin, end, bp, yp); });
   }
   return y;
+}
+}  // namespace
+
+torch::Tensor winograd_conv3x3(const torch::Tensor& x, const torch::Tensor& filter, const torch::Tensor& bias,
+                               bool silu) {
+  Grid g{};
+  g.silu = silu;
+  return winograd("winograd_conv3x3", x, filter, bias, g);
+}
+
+torch::Tensor winograd_upsample_conv3x3(const torch::Tensor& x, const torch::Tensor& filter, const torch::Tensor& bias,
+                                        int64_t shortcut_repeats) {
+  Grid g{};
+  g.up = 1;
+  g.repeats = shortcut_repeats;
+  return winograd("winograd_upsample_conv3x3", x, filter, bias, g);
+}
+
+bool cpu_float_inference(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  return x.dim() == 4 && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && weight.device().is_cpu() &&
+         weight.scalar_type() == torch::kFloat32 &&
+         (!bias.defined() || (bias.device().is_cpu() && bias.scalar_type() == torch::kFloat32)) &&
+         inference_only({&x, &weight, &bias});
 }
 
 bool winograd_applies(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Tensor& weight, const torch::Tensor& bias,
@@ -224,9 +317,7 @@ bool winograd_applies(const torch::nn::detail::ConvNdOptions<2>& o, const torch:
   const auto* pad = std::get_if<torch::ExpandingArray<2>>(&o.padding());
   return all(o.kernel_size(), 3) && all(o.stride(), 1) && all(o.dilation(), 1) && pad && all(*pad, 1) &&
          o.groups() == 1 && weight.size(0) >= kMinChannels && weight.size(1) >= kMinChannels &&
-         std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) && x.dim() == 4 &&
-         x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && weight.scalar_type() == torch::kFloat32 &&
-         (!bias.defined() || bias.scalar_type() == torch::kFloat32) && inference_only({&x, &weight, &bias});
+         std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) && cpu_float_inference(x, weight, bias);
 }
 
 bool inference_only(std::initializer_list<const torch::Tensor*> tensors) {
@@ -236,21 +327,29 @@ bool inference_only(std::initializer_list<const torch::Tensor*> tensors) {
   return true;
 }
 
+torch::Tensor DerivedWeight::get(const torch::Tensor& weight,
+                                 const std::function<torch::Tensor(const torch::Tensor&)>& make) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const void* of = weight.data_ptr();
+  const int64_t version = weight._version();
+  if (!value_.defined() || of_ != of || version_ != version) {
+    value_ = make(weight);
+    of_ = of;
+    version_ = version;
+  }
+  return value_;
+}
+
 torch::Tensor FastConv2dImpl::forward(const torch::Tensor& x) {
   if (!winograd || !winograd_applies(options, weight, bias, x)) return torch::nn::Conv2dImpl::forward(x);
-  torch::Tensor filter;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    const void* of = weight.data_ptr();
-    const int64_t version = weight._version();
-    if (!filter_.defined() || filter_of_ != of || filter_version_ != version) {
-      filter_ = winograd_filter(weight);
-      filter_of_ = of;
-      filter_version_ = version;
-    }
-    filter = filter_;
-  }
-  return winograd_conv3x3(x, filter, bias);
+  return winograd_conv3x3(x, transformed_filter(), bias);
+}
+
+torch::Tensor FastConv2dImpl::transformed_filter() { return filter_.get(weight, winograd_filter); }
+
+torch::Tensor FastConv2dImpl::forward_silu(const torch::Tensor& x) {
+  if (!winograd || !winograd_applies(options, weight, bias, x)) return torch::silu(torch::nn::Conv2dImpl::forward(x));
+  return winograd_conv3x3(x, transformed_filter(), bias, /*silu=*/true);
 }
 
 int set_winograd(torch::nn::Module& module, bool on) {
@@ -261,6 +360,101 @@ int set_winograd(torch::nn::Module& module, bool on) {
       ++count;
     }
   return count;
+}
+
+// ---- resampling convolutions -----------------------------------------------------------------------------------
+
+namespace {
+// im2col rows per chunk: up to this much memory for the rows (and the up-convolution's phase outputs). The BLAS
+// packs its panels from them, so the chunk need not fit a cache; smaller chunks only add calls.
+constexpr int64_t kRowChunkBytes = int64_t{16} << 20;
+
+// Rows [p0, p1) of the im2col matrix of a 3x3, padding-1 convolution with `stride` over channels-last x
+// (B, H, W, C), output grid Ho x Wo: row p (output pixel (b, i, j), p = (b * Ho + i) * Wo + j) holds tap (ky, kx)
+// at columns (ky * 3 + kx) * C; outside the image is zero. The three taps of a kernel row are three neighbouring
+// pixels, so an interior row is three copies of 3 C contiguous values.
+void im2col3x3(const float* x, int64_t H, int64_t W, int64_t C, int64_t stride, int64_t Ho, int64_t Wo, int64_t p0,
+               int64_t p1, float* A) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t j = p % Wo, i = (p / Wo) % Ho, b = p / (Wo * Ho);
+    const int64_t x0 = j * stride - 1;
+    float* a = A + (p - p0) * 9 * C;
+    for (int64_t ky = 0; ky < 3; ++ky, a += 3 * C) {
+      const int64_t yy = i * stride - 1 + ky;
+      if (yy < 0 || yy >= H) {
+        std::fill_n(a, 3 * C, 0.f);
+        continue;
+      }
+      const float* row = x + (b * H + yy) * W * C;
+      if (x0 >= 0 && x0 + 3 <= W) {
+        std::copy_n(row + x0 * C, 3 * C, a);
+        continue;
+      }
+      for (int64_t kx = 0; kx < 3; ++kx) {
+        const int64_t xx = x0 + kx;
+        if (xx < 0 || xx >= W)
+          std::fill_n(a + kx * C, C, 0.f);
+        else
+          std::copy_n(row + xx * C, C, a + kx * C);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+torch::Tensor im2col_filter(const torch::Tensor& weight) {
+  SPRINT_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3,
+               "im2col_filter: expected a (C_out, C_in, 3, 3) weight, got ", weight.sizes());
+  torch::NoGradGuard no_grad;
+  return weight.detach().to(torch::kCPU, torch::kFloat32).permute({2, 3, 1, 0}).reshape({9 * weight.size(1), weight.size(0)}).contiguous();
+}
+
+torch::Tensor conv3x3_stride2(const torch::Tensor& input, const torch::Tensor& filter, const torch::Tensor& bias,
+                              int64_t group) {
+  SPRINT_CHECK(filter.dim() == 2 && filter.size(0) % 9 == 0, "conv3x3_stride2: expected a (9 C_in, C_out) filter, got ",
+               filter.sizes());
+  const int64_t O = filter.size(1);
+  check_input("conv3x3_stride2", input, filter, filter.size(0) / 9, bias, O);
+  const int64_t B = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
+  const int64_t Ho = (H + 1) / 2, Wo = (W + 1) / 2;
+  SPRINT_CHECK(group <= 0 || (H % 2 == 0 && W % 2 == 0 && 4 * C == group * O), "conv3x3_stride2: a shortcut of groups of ",
+               group, " needs an even size (got ", H, "x", W, ") and 4 * C_in (", 4 * C, ") == ", group, " * C_out (",
+               O, ")");
+  const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  auto y = torch::empty({B, O, Ho, Wo}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  if (y.numel() == 0) return y;
+  const auto b = bias.defined() ? bias.contiguous() : bias;
+  const float* xp = x.data_ptr<float>();
+  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  const int64_t rows = B * Ho * Wo, chunk = std::clamp<int64_t>(kRowChunkBytes / (9 * C * static_cast<int64_t>(sizeof(float))), 1, rows);
+  float* A = workspace(chunk * 9 * C);
+  const float inv_group = group > 0 ? 1.f / static_cast<float>(group) : 0.f;
+  for (int64_t p0 = 0; p0 < rows; p0 += chunk) {
+    const int64_t p1 = std::min(rows, p0 + chunk);
+    at::parallel_for(p0, p1, 16, [&](int64_t begin, int64_t end) {
+      im2col3x3(xp, H, W, C, 2, Ho, Wo, begin, end, A + (begin - p0) * 9 * C);
+      // The GEMM adds onto the bias and the shortcut: unshuffled channel u = c * 4 + a * 2 + e is input channel c
+      // at pixel (2i + a, 2j + e).
+      for (int64_t p = begin; p < end; ++p) {
+        float* out = yp + p * O;
+        for (int64_t o = 0; o < O; ++o) out[o] = bp ? bp[o] : 0.f;
+        if (group <= 0) continue;
+        const int64_t j = p % Wo, i = (p / Wo) % Ho, bb = p / (Wo * Ho);
+        const float* px = xp + ((bb * H + 2 * i) * W + 2 * j) * C;  // pixel (2i, 2j)
+        for (int64_t o = 0; o < O; ++o) {
+          float sum = 0.f;
+          for (int64_t u = o * group; u < (o + 1) * group; ++u)
+            sum += px[((u >> 1) & 1) * W * C + (u & 1) * C + (u >> 2)];
+          out[o] += sum * inv_group;
+        }
+      }
+    });
+    auto out = torch::from_blob(yp + p0 * O, {p1 - p0, O}, x.options());
+    out.addmm_(torch::from_blob(A, {p1 - p0, 9 * C}, x.options()), filter);
+  }
+  return y;
 }
 
 }  // namespace sprint

@@ -282,7 +282,9 @@ DCResBlockImpl::DCResBlockImpl(int64_t c, Activation act_) : act(act_) {
 }
 
 torch::Tensor DCResBlockImpl::forward(const torch::Tensor& x) {
-  return rms_norm_channels(conv2(activate(act, conv1(x))), norm, x);
+  // SiLU (the encoder's and the default decoder's) is fused into conv1's Winograd output transform.
+  auto h = act == Activation::SiLU ? conv1->forward_silu(x) : activate(act, conv1(x));
+  return rms_norm_channels(conv2(h), norm, x);
 }
 
 DCMultiscaleProjectionImpl::DCMultiscaleProjectionImpl(int64_t inner, int64_t heads, int64_t k) {
@@ -382,6 +384,10 @@ DCDownBlock2dImpl::DCDownBlock2dImpl(int64_t in, int64_t out, bool pixel_unshuff
 }
 
 torch::Tensor DCDownBlock2dImpl::forward(const torch::Tensor& x) {
+  // The CPU fast path (with the Winograd switch): the strided convolution, bias and shortcut as one pass.
+  if (!pixel_unshuffle && conv->winograd && cpu_float_inference(x, conv->weight, conv->bias) &&
+      (!shortcut || (x.size(2) % 2 == 0 && x.size(3) % 2 == 0)))
+    return conv3x3_stride2(x, fast_filter_.get(conv->weight, im2col_filter), conv->bias, shortcut ? group_size : 0);
   auto h = conv(x);
   if (pixel_unshuffle) h = F::pixel_unshuffle(h, 2);
   if (!shortcut) return h;
@@ -396,6 +402,10 @@ DCUpBlock2dImpl::DCUpBlock2dImpl(int64_t in, int64_t out, bool interpolate_, boo
 }
 
 torch::Tensor DCUpBlock2dImpl::forward(const torch::Tensor& x) {
+  // The CPU fast path (with the Winograd switch): upsampling, convolution, bias and shortcut as one pass at the
+  // input's resolution.
+  if (interpolate && conv->winograd && winograd_applies(conv->options, conv->weight, conv->bias, x))
+    return winograd_upsample_conv3x3(x, conv->transformed_filter(), conv->bias, shortcut ? repeats : 0);
   torch::Tensor h;
   if (interpolate) {
     h = conv(F::interpolate(x, F::InterpolateFuncOptions()

@@ -129,6 +129,108 @@ TEST(FastConv, RejectsMismatchedFilter) {
   EXPECT_TRUE(throws_with([] { winograd_filter(torch::randn({2, 5, 5, 5})); }, {"winograd_filter", "3, 3"}));
 }
 
+// SiLU in the output transform: silu of the float64 convolution. The activation's own error (a Cephes exp
+// polynomial, relative error about 1e-7) is far below the transforms', so the Winograd bound holds.
+TEST(FastConv, FusedSiluMatchesTheDefinition) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(7);
+  for (int64_t C : {8, 70}) {
+    // Wide values reach both tails of silu (x = +-30 and beyond the exp's clamp at 87).
+    auto x = torch::randn({2, C, 9, 7}) * 10.0;
+    auto w = torch::randn({C + 3, C, 3, 3}) / std::sqrt(9.0 * C) * 4.0;
+    auto b = torch::randn({C + 3});
+    auto ref = torch::silu(direct(x.to(torch::kFloat64), w.to(torch::kFloat64), b.to(torch::kFloat64)));
+    auto out = winograd_conv3x3(x, winograd_filter(w), b, /*silu=*/true);
+    std::printf("  C %lld: NMSE silu(Winograd) vs float64 %.3e, value range [%.1f, %.1f]\n", (long long)C,
+                nmse(out, ref), ref.min().item<double>(), ref.max().item<double>());
+    EXPECT_TRUE(close_nmse(out, ref, kNmse)) << C;
+    EXPECT_FALSE(out.isnan().any().item<bool>());
+  }
+  // The module's fused form equals silu(forward) on both paths (Winograd and torch's).
+  FastConv2d conv(torch::nn::Conv2dOptions(8, 8, 3).padding(1));
+  auto x = torch::randn({1, 8, 6, 6});
+  EXPECT_TRUE(close_nmse(conv->forward_silu(x), torch::silu(direct(x, conv->weight, conv->bias)), kNmse));
+  conv->winograd = false;
+  EXPECT_TRUE(torch::allclose(conv->forward_silu(x), torch::silu(direct(x, conv->weight, conv->bias))));
+}
+
+// The DC-AE up block's fast path: the upsampled tiles read straight from x, and the shortcut added in the output
+// transform, against nearest upsampling, the convolution and pixel_shuffle(repeat_interleave(x)) in float64. Same
+// Winograd arithmetic as above (the gather only changes addresses; the shortcut is one float32 add), so the same
+// bound.
+TEST(FastConv, UpsamplingConvolutionMatchesItsDefinition) {
+  namespace F = torch::nn::functional;
+  torch::NoGradGuard ng;
+  torch::manual_seed(8);
+  struct Case {
+    int64_t B, C, O, H, W, repeats;
+  };
+  // repeats 4 (C == O), 2 (O == C / 2), 1 (O == C / 4), no shortcut; odd and tile-unaligned sizes; batches.
+  for (const Case& c : {Case{1, 16, 16, 8, 8, 4}, Case{2, 32, 16, 5, 7, 2}, Case{1, 64, 16, 3, 3, 1},
+                        Case{1, 8, 12, 9, 4, 0}, Case{1, 128, 64, 6, 10, 2}, Case{1, 8, 8, 1, 1, 4}}) {
+    auto x = torch::randn({c.B, c.C, c.H, c.W});
+    auto w = torch::randn({c.O, c.C, 3, 3}) / std::sqrt(9.0 * c.C);
+    auto b = torch::randn({c.O});
+    auto x64 = x.to(torch::kFloat64);
+    auto up = F::interpolate(x64, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest));
+    auto ref = direct(up, w.to(torch::kFloat64), b.to(torch::kFloat64));
+    if (c.repeats > 0) ref = ref + F::pixel_shuffle(x64.repeat_interleave(c.repeats, 1), 2);
+    auto out = winograd_upsample_conv3x3(x, winograd_filter(w), b, c.repeats);
+    std::printf("  B%lld C%lld O%lld %lldx%lld repeats %lld: NMSE vs float64 %.3e\n", (long long)c.B, (long long)c.C,
+                (long long)c.O, (long long)c.H, (long long)c.W, (long long)c.repeats, nmse(out, ref));
+    EXPECT_EQ(out.sizes(), ref.sizes());
+    EXPECT_TRUE(out.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(close_nmse(out, ref, kNmse)) << c.C << " " << c.O << " " << c.H << "x" << c.W;
+  }
+}
+
+// The DC-AE down block's fast path: im2col GEMMs with the bias and the shortcut (groups of pixel_unshuffle(x)
+// averaged) as the GEMM's starting value, against torch in float64. Tolerance 1e-12: the GEMM sums the same 9 C
+// products as a direct convolution, in the BLAS's order (torch's float32 convolution measures 1e-14 to 1e-13 here,
+// as does this path, printed); a wrong tap, stride or shortcut channel gives NMSE > 1e-3.
+TEST(FastConv, StridedConvolutionMatchesItsDefinition) {
+  namespace F = torch::nn::functional;
+  torch::NoGradGuard ng;
+  torch::manual_seed(9);
+  struct Case {
+    int64_t B, C, O, H, W, group;
+  };
+  // Groups of 2 (O == 2 C) and 4 (O == C), no shortcut on odd sizes, a 2x2 image, a batch.
+  for (const Case& c : {Case{1, 16, 32, 8, 8, 2}, Case{2, 24, 24, 6, 10, 4}, Case{1, 8, 5, 7, 9, 0},
+                        Case{1, 32, 64, 2, 2, 2}, Case{1, 128, 256, 12, 8, 2}}) {
+    auto x = torch::randn({c.B, c.C, c.H, c.W});
+    auto w = torch::randn({c.O, c.C, 3, 3}) / std::sqrt(9.0 * c.C);
+    auto b = torch::randn({c.O});
+    auto x64 = x.to(torch::kFloat64);
+    auto ref = torch::conv2d(x64, w.to(torch::kFloat64), b.to(torch::kFloat64), 2, 1);
+    if (c.group > 0) ref = ref + F::pixel_unshuffle(x64, 2).unflatten(1, {-1, c.group}).mean(2);
+    auto out = conv3x3_stride2(x, im2col_filter(w), b, c.group);
+    std::printf("  B%lld C%lld O%lld %lldx%lld group %lld: NMSE vs float64 %.3e (torch float32 conv %.3e)\n",
+                (long long)c.B, (long long)c.C, (long long)c.O, (long long)c.H, (long long)c.W, (long long)c.group,
+                nmse(out, ref), nmse(torch::conv2d(x, w, b, 2, 1), torch::conv2d(x64, w.to(torch::kFloat64), b.to(torch::kFloat64), 2, 1)));
+    EXPECT_EQ(out.sizes(), ref.sizes());
+    EXPECT_TRUE(out.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(close_nmse(out, ref, 1e-12)) << c.C << " " << c.O << " " << c.H << "x" << c.W;
+  }
+}
+
+TEST(FastConv, ResamplingConvolutionsRejectBadShapes) {
+  using sprint::test::throws_with;
+  auto w = torch::randn({16, 8, 3, 3});
+  // The down-shortcut needs 4 C_in == group * C_out and an even size.
+  EXPECT_TRUE(throws_with([&] { conv3x3_stride2(torch::randn({1, 8, 8, 8}), im2col_filter(w), {}, 4); },
+                          {"conv3x3_stride2", "4 * C_in (32) == 4 * C_out (16)"}));
+  EXPECT_TRUE(throws_with([&] { conv3x3_stride2(torch::randn({1, 8, 7, 8}), im2col_filter(w), {}, 2); },
+                          {"conv3x3_stride2", "even size", "7x8"}));
+  EXPECT_TRUE(throws_with([&] { conv3x3_stride2(torch::randn({1, 4, 8, 8}), im2col_filter(w), {}, 0); },
+                          {"conv3x3_stride2", "4 channels"}));
+  // The up-shortcut needs C_in * repeats == 4 C_out.
+  EXPECT_TRUE(throws_with([&] { winograd_upsample_conv3x3(torch::randn({1, 8, 4, 4}), winograd_filter(w), {}, 4); },
+                          {"winograd_upsample_conv3x3", "C_in * repeats (32) == 4 * C_out (64)"}));
+  EXPECT_TRUE(throws_with([&] { winograd_upsample_conv3x3(torch::randn({1, 8, 4, 4}), winograd_filter(w), torch::randn({3}), 0); },
+                          {"winograd_upsample_conv3x3", "bias must hold 16"}));
+}
+
 // The DC-AE's fused RMSNorm-over-channels pass (channels-last float32 CPU, inference) against the generic
 // element-wise path on the same values in NCHW. Tolerance 1e-12: the same float32 operations in the same order per
 // element; only the sum of squares is accumulated in another order (16 lanes against ATen's reduction), a few

@@ -25,6 +25,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <mutex>
 
@@ -36,7 +37,9 @@ torch::Tensor winograd_filter(const torch::Tensor& weight);
 // y = conv2d(x, weight, bias, stride 1, padding 1) given U = winograd_filter(weight). x: (B, C_in, H, W) float32 on
 // the CPU, any H, W >= 1; bias: (C_out) or undefined. The result is channels-last (memory format), like oneDNN's
 // output for a channels-last input; x is read channels-last too (a contiguous NCHW x is converted once).
-torch::Tensor winograd_conv3x3(const torch::Tensor& x, const torch::Tensor& filter, const torch::Tensor& bias);
+// silu: y = silu(conv2d(...)), applied in the output transform.
+torch::Tensor winograd_conv3x3(const torch::Tensor& x, const torch::Tensor& filter, const torch::Tensor& bias,
+                               bool silu = false);
 
 // True when none of `tensors` will need a gradient: GradMode is off, or none of the defined ones requires grad.
 // The CPU fast paths (Winograd here, the DC-AE's fused passes) run only then; training keeps torch's operations.
@@ -46,21 +49,65 @@ bool inference_only(std::initializer_list<const torch::Tensor*> tensors);
 bool winograd_applies(const torch::nn::detail::ConvNdOptions<2>& options, const torch::Tensor& weight, const torch::Tensor& bias,
                       const torch::Tensor& x);
 
+// Whether x, weight and bias are float32 CPU tensors in inference (inference_only): the condition every CPU fast
+// path here shares.
+bool cpu_float_inference(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+
+// A tensor derived from a parameter (a transformed filter), cached and rebuilt when the parameter changes: its
+// storage or its version counter (an in-place update: an optimizer step, load_state_dict). Thread-safe: a model
+// may be run from more than one thread.
+class DerivedWeight {
+ public:
+  torch::Tensor get(const torch::Tensor& weight, const std::function<torch::Tensor(const torch::Tensor&)>& make);
+
+ private:
+  std::mutex mutex_;
+  torch::Tensor value_;
+  const void* of_ = nullptr;  // weight data and version the value was built from
+  int64_t version_ = -1;
+};
+
 struct FastConv2dImpl : torch::nn::Conv2dImpl {
   using torch::nn::Conv2dImpl::Conv2dImpl;
   torch::Tensor forward(const torch::Tensor& x);
+  // silu(forward(x)), the activation fused into the Winograd path's output transform when it applies.
+  torch::Tensor forward_silu(const torch::Tensor& x);
+  // winograd_filter(weight), cached.
+  torch::Tensor transformed_filter();
 
-  bool winograd = true;  // false: always torch's convolution (the exact diffusers arithmetic)
+  // false: always torch's convolution (the exact diffusers arithmetic). The DC-AE's resampling blocks read it
+  // too, for their own fast paths below.
+  bool winograd = true;
 
  private:
-  std::mutex mutex_;  // guards the cache: a model may be run from more than one thread
-  torch::Tensor filter_;
-  const void* filter_of_ = nullptr;  // weight data and version the cache was built from
-  int64_t filter_version_ = -1;
+  DerivedWeight filter_;
 };
 TORCH_MODULE(FastConv2d);
 
 // Sets FastConv2dImpl::winograd on every FastConv2d in `module` (recursively). Returns how many it set.
 int set_winograd(torch::nn::Module& module, bool on);
+
+// ---- The DC-AE's resampling convolutions -----------------------------------------------------------------------
+//
+// Channels-last float32 CPU inference, each fused with its block's bias and shortcut so that the block is one pass
+// over its output; the result equals torch's operations up to float32 rounding (tests/unit/test_fast_conv.cpp).
+
+// The (9 C_in, C_out) im2col filter of a (C_out, C_in, 3, 3) weight: row (ky * 3 + kx) * C_in + c.
+torch::Tensor im2col_filter(const torch::Tensor& weight);
+
+// conv2d(x, weight, bias, stride 2, padding 1) as GEMMs through the BLAS on im2col rows of x (in chunks of up to
+// 16 MiB of rows), plus, when shortcut_group > 0, the DC-AE's down-shortcut: the mean
+// of each group of shortcut_group consecutive channels of pixel_unshuffle(x, 2) (which needs an even H and W and
+// 4 C_in == shortcut_group * C_out). x: (B, C_in, H, W) float32 on the CPU; filter = im2col_filter(weight); the
+// result is channels-last.
+torch::Tensor conv3x3_stride2(const torch::Tensor& x, const torch::Tensor& filter, const torch::Tensor& bias,
+                              int64_t shortcut_group);
+
+// conv2d(interpolate(x, 2x nearest), weight, bias, padding 1) by the Winograd path above, reading the input tiles
+// straight from x (the 4x larger upsampled tensor is never made), plus, when shortcut_repeats > 0, the DC-AE's
+// up-shortcut pixel_shuffle(repeat_interleave(x, shortcut_repeats, channels), 2) added in the output transform
+// (which needs C_in * shortcut_repeats == 4 C_out). filter = winograd_filter(weight); the result is channels-last.
+torch::Tensor winograd_upsample_conv3x3(const torch::Tensor& x, const torch::Tensor& filter, const torch::Tensor& bias,
+                                        int64_t shortcut_repeats);
 
 }  // namespace sprint

@@ -125,6 +125,9 @@ struct DCDownBlock2dImpl : torch::nn::Module {
   bool pixel_unshuffle, shortcut;
   int64_t group_size;
   FastConv2d conv{nullptr};
+
+ private:
+  DerivedWeight fast_filter_;  // im2col_filter(conv->weight) for the CPU fast path (conv3x3_stride2)
 };
 TORCH_MODULE(DCDownBlock2d);
 
