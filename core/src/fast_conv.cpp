@@ -6,12 +6,43 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdint>
+#include <new>
 #include <vector>
 
+#include <sys/mman.h>
+
+#include "cpu_kernels.h"
 #include "simd.h"
 #include "sprint/error.h"
 
 namespace sprint {
+
+// See cpu_kernels.h.
+SPRINT_VECTOR_CLONES
+void rms_norm_rows(const float* __restrict x, const float* __restrict r, const float* __restrict w,
+                   const float* __restrict b, float eps, int64_t C, int64_t begin, int64_t end, float* __restrict y) {
+  constexpr int64_t kLanes = 16;
+  for (int64_t p = begin; p < end; ++p) {
+    const float* xp = x + p * C;
+    float acc[kLanes] = {};
+    int64_t c = 0;
+    for (; c + kLanes <= C; c += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) acc[l] += xp[c + l] * xp[c + l];
+    float ss = 0.f;
+    for (; c < C; ++c) ss += xp[c] * xp[c];
+    for (int64_t l = 0; l < kLanes; ++l) ss += acc[l];
+    const float s = 1.f / std::sqrt(ss / static_cast<float>(C) + eps);
+    float* yp = y + p * C;
+    const float* rp = r ? r + p * C : nullptr;
+    for (int64_t k = 0; k < C; ++k) {
+      float h = xp[k] * s * w[k];
+      if (b) h += b[k];
+      if (rp) h += rp[k];
+      yp[k] = h;
+    }
+  }
+}
 
 namespace {
 constexpr int64_t kOut = 4;      // output tile side m
@@ -121,6 +152,11 @@ struct Grid {
   int up = 0;
   bool silu = false;       // the output transform's epilogue
   int64_t repeats = 0;     // > 0: add the DC-AE up-shortcut of x (winograd_upsample_conv3x3), see transform_outputs
+  // Set: the output transform ends with the RMSNorm over channels and the residual add (winograd_conv3x3_norm).
+  const float* norm_weight = nullptr;
+  const float* norm_bias = nullptr;
+  float norm_eps = 0.f;
+  const float* residual = nullptr;
   int64_t tiles() const { return B * th * tw; }
 };
 
@@ -162,11 +198,26 @@ void transform_outputs(const float* M, const float* x, const int32_t* shortcut, 
                        int64_t begin, int64_t end, const float* bias, float* y) {
   alignas(64) float tmp[kPoints * kBlock];
   alignas(64) float edge[kOut * kOut * kBlock];  // a border tile's full 4x4 result
+  thread_local std::vector<float> whole;         // with the norm: the tile's 4x4 pixels of all O channels
+  if (g.norm_weight) whole.resize(kOut * kOut * g.O);
   for (int64_t t = begin; t < end; ++t) {
     const int64_t tx = t % g.tw, ty = (t / g.tw) % g.th, b = t / (g.tw * g.th);
     const int64_t y0 = ty * kOut, x0 = tx * kOut;
     const bool inside = y0 + kOut <= g.H && x0 + kOut <= g.W;
     const float* m = M + (t - t0) * kPoints * g.O;
+    if (g.norm_weight) {
+      // Every channel block into the tile buffer, then the norm and the residual per pixel row of the tile.
+      for (int64_t o0 = 0; o0 < g.O; o0 += kBlock)
+        output_tile(m + o0, g.O, std::min(kBlock, g.O - o0), bias ? bias + o0 : nullptr, false, tmp,
+                    whole.data() + o0, kOut * g.O, g.O);
+      const int64_t cols = std::min(kOut, g.W - x0);
+      for (int64_t i = 0; i < kOut && y0 + i < g.H; ++i) {
+        const int64_t pixel = (b * g.H + y0 + i) * g.W + x0;
+        rms_norm_rows(whole.data() + i * kOut * g.O, g.residual + pixel * g.O, g.norm_weight, g.norm_bias,
+                      g.norm_eps, g.O, 0, cols, y + pixel * g.O);
+      }
+      continue;
+    }
     for (int64_t o0 = 0; o0 < g.O; o0 += kBlock) {
       const int64_t n = std::min(kBlock, g.O - o0);
       const float* bo = bias ? bias + o0 : nullptr;
@@ -191,11 +242,46 @@ void transform_outputs(const float* M, const float* x, const int32_t* shortcut, 
   }
 }
 
-// Per-thread work memory (V and M), kept between calls: fresh pages for every convolution cost page faults.
+// Per-thread work memory (V and M), kept between calls: fresh pages for every convolution cost page faults. The
+// GEMMs read V and write M in rows 36 C (36 O) floats apart, a new 4 KiB page for nearly every row; in 2 MiB pages
+// (transparent huge pages, asked for with madvise where the kernel leaves them to the program) the TLB holds them.
+class Workspace {
+ public:
+  ~Workspace() { release(); }
+  float* get(int64_t floats) {
+    const size_t need = static_cast<size_t>(floats) * sizeof(float);
+    if (need > bytes_) {
+      release();
+      const size_t bytes = (need + kHuge - 1) / kHuge * kHuge;
+      void* p = mmap(nullptr, bytes + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      map_ = p;
+      mapped_ = bytes + kHuge;
+      // The first 2 MiB boundary: huge pages need aligned ranges.
+      base_ = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(p) + kHuge - 1) / kHuge * kHuge);
+      bytes_ = bytes;
+#ifdef MADV_HUGEPAGE
+      madvise(base_, bytes_, MADV_HUGEPAGE);  // advice only: without it the memory works the same
+#endif
+    }
+    return reinterpret_cast<float*>(base_);
+  }
+
+ private:
+  static constexpr size_t kHuge = size_t{2} << 20;
+  void release() {
+    if (map_) munmap(map_, mapped_);
+    map_ = nullptr;
+    bytes_ = mapped_ = 0;
+  }
+  void* map_ = nullptr;
+  char* base_ = nullptr;
+  size_t bytes_ = 0, mapped_ = 0;
+};
+
 float* workspace(int64_t floats) {
-  thread_local torch::Tensor buffer;
-  if (!buffer.defined() || buffer.numel() < floats) buffer = torch::empty({floats}, torch::kFloat32);
-  return buffer.data_ptr<float>();
+  thread_local Workspace buffer;
+  return buffer.get(floats);
 }
 }  // namespace
 
@@ -294,6 +380,28 @@ torch::Tensor winograd_conv3x3(const torch::Tensor& x, const torch::Tensor& filt
   Grid g{};
   g.silu = silu;
   return winograd("winograd_conv3x3", x, filter, bias, g);
+}
+
+torch::Tensor winograd_conv3x3_norm(const torch::Tensor& x, const torch::Tensor& filter, const torch::Tensor& bias,
+                                   const torch::Tensor& norm_weight, const torch::Tensor& norm_bias, double eps,
+                                   const torch::Tensor& residual) {
+  const int64_t O = filter.dim() == 3 ? filter.size(2) : -1;
+  auto f32_cpu = [](const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; };
+  SPRINT_CHECK(norm_weight.numel() == O && f32_cpu(norm_weight) &&
+                   (!norm_bias.defined() || (norm_bias.numel() == O && f32_cpu(norm_bias))),
+               "winograd_conv3x3_norm: the norm's weight and bias must hold ", O, " float32 values");
+  SPRINT_CHECK(x.dim() == 4 && residual.dim() == 4 && residual.size(0) == x.size(0) && residual.size(1) == O &&
+                   residual.size(2) == x.size(2) && residual.size(3) == x.size(3) && f32_cpu(residual),
+               "winograd_conv3x3_norm: the residual ", residual.sizes(), " must be float32 on the CPU and match the output");
+  const auto w = norm_weight.contiguous();
+  const auto nb = norm_bias.defined() ? norm_bias.contiguous() : norm_bias;
+  const auto r = residual.contiguous(at::MemoryFormat::ChannelsLast);
+  Grid g{};
+  g.norm_weight = w.data_ptr<float>();
+  g.norm_bias = nb.defined() ? nb.data_ptr<float>() : nullptr;
+  g.norm_eps = static_cast<float>(eps);
+  g.residual = r.data_ptr<float>();
+  return winograd("winograd_conv3x3_norm", x, filter, bias, g);
 }
 
 torch::Tensor winograd_upsample_conv3x3(const torch::Tensor& x, const torch::Tensor& filter, const torch::Tensor& bias,

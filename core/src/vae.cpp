@@ -6,7 +6,7 @@
 
 #include <ATen/Parallel.h>
 
-#include "simd.h"
+#include "cpu_kernels.h"
 #include "sprint/config.h"
 #include "sprint/error.h"
 
@@ -212,43 +212,23 @@ FastConv2d conv3x3(int64_t in, int64_t out, bool bias = true, int64_t stride = 1
   return FastConv2d(conv_options(in, out, 3, bias, stride, 1));
 }
 
-// Per pixel of a channels-last float32 tensor (rows of C values): y = x * rsqrt(mean(x^2) + eps) * w (+ b) (+ r),
-// in that order, as diffusers' RMSNorm then the residual add compute it.
-SPRINT_VECTOR_CLONES
-void rms_norm_rows(const float* __restrict x, const float* __restrict r, const float* __restrict w,
-                   const float* __restrict b, float eps, int64_t C, int64_t begin, int64_t end, float* __restrict y) {
-  constexpr int64_t kLanes = 16;
-  for (int64_t p = begin; p < end; ++p) {
-    const float* xp = x + p * C;
-    float acc[kLanes] = {};
-    int64_t c = 0;
-    for (; c + kLanes <= C; c += kLanes)
-      for (int64_t l = 0; l < kLanes; ++l) acc[l] += xp[c + l] * xp[c + l];
-    float ss = 0.f;
-    for (; c < C; ++c) ss += xp[c] * xp[c];
-    for (int64_t l = 0; l < kLanes; ++l) ss += acc[l];
-    const float s = 1.f / std::sqrt(ss / static_cast<float>(C) + eps);
-    float* yp = y + p * C;
-    const float* rp = r ? r + p * C : nullptr;
-    for (int64_t k = 0; k < C; ++k) {
-      float h = xp[k] * s * w[k];
-      if (b) h += b[k];
-      if (rp) h += rp[k];
-      yp[k] = h;
-    }
-  }
+// Whether rms_norm_channels(x, norm, residual) takes its fused pass: channels-last float32 CPU tensors in
+// inference (the DC-AE's fast CPU path).
+bool fused_norm_applies(const torch::Tensor& x, const RMSNorm& norm, const torch::Tensor& residual) {
+  const auto& w = norm->weight;
+  const auto& b = norm->bias;
+  auto f32_cpu = [](const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; };
+  return x.dim() == 4 && f32_cpu(x) && x.is_contiguous(at::MemoryFormat::ChannelsLast) && w.defined() && f32_cpu(w) &&
+         (!b.defined() || f32_cpu(b)) && (!residual.defined() || (f32_cpu(residual) && residual.sizes() == x.sizes())) &&
+         inference_only({&x, &w, &b, &residual});
 }
 }  // namespace
 
 torch::Tensor rms_norm_channels(const torch::Tensor& x, const RMSNorm& norm, const torch::Tensor& residual) {
   const auto& w = norm->weight;
   const auto& b = norm->bias;
-  auto f32_cpu = [](const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; };
-  // One pass over channels-last float32 CPU tensors in inference (the DC-AE's fast CPU path) instead of the six
-  // element-wise passes below.
-  if (x.dim() == 4 && f32_cpu(x) && x.is_contiguous(at::MemoryFormat::ChannelsLast) && w.defined() && f32_cpu(w) &&
-      (!b.defined() || f32_cpu(b)) && (!residual.defined() || (f32_cpu(residual) && residual.sizes() == x.sizes())) &&
-      inference_only({&x, &w, &b, &residual})) {
+  // One pass instead of the six element-wise passes below.
+  if (fused_norm_applies(x, norm, residual)) {
     const int64_t C = x.size(1), rows = x.numel() / std::max<int64_t>(C, 1);
     auto r = residual.defined() ? residual.contiguous(at::MemoryFormat::ChannelsLast) : residual;
     auto wc = w.contiguous(), bc = b.defined() ? b.contiguous() : b;
@@ -284,6 +264,10 @@ DCResBlockImpl::DCResBlockImpl(int64_t c, Activation act_) : act(act_) {
 torch::Tensor DCResBlockImpl::forward(const torch::Tensor& x) {
   // SiLU (the encoder's and the default decoder's) is fused into conv1's Winograd output transform.
   auto h = act == Activation::SiLU ? conv1->forward_silu(x) : activate(act, conv1(x));
+  // On the CPU fast path, conv2, the norm and the residual add are one pass (cpu_kernels.h).
+  if (conv2->winograd && winograd_applies(conv2->options, conv2->weight, conv2->bias, h) &&
+      fused_norm_applies(x, norm, x))
+    return winograd_conv3x3_norm(h, conv2->transformed_filter(), conv2->bias, norm->weight, norm->bias, norm->eps, x);
   return rms_norm_channels(conv2(h), norm, x);
 }
 
@@ -311,6 +295,41 @@ DCMultiscaleAttentionImpl::DCMultiscaleAttentionImpl(int64_t c, int64_t d, const
   norm_out = register_module("norm_out", RMSNorm(c, kNormEps, true, /*bias=*/true));
 }
 
+namespace {
+// The linear attention and to_out of DCMultiscaleAttention on the CPU fast path (channels-last float32,
+// inference); returns to_out's result channels-last, before norm_out and the residual.
+torch::Tensor linear_attention_channels_last(const torch::Tensor& all, const torch::Tensor& x, int64_t d,
+                                             const torch::Tensor& to_out_weight) {
+  // The same sums as the generic path, read where they lie: `all` holds, per pixel, the groups' [q | k | v] of
+  // head_dim each (channels g * 3d ...), so every group's q, k and v are strided (N, d) matrices and no transposed
+  // copy of `all` is made (that copy was the slowest step of the block). Per group: kv = relu(k)^T v and
+  // ksum = relu(k)^T 1, then [o | den] = relu(q) [kv | ksum] and o / (den + eps), which are the rows of diffusers'
+  // v padded with a row of ones.
+  const int64_t B = x.size(0), H = x.size(2), W = x.size(3), N = H * W, C = to_out_weight.size(0);
+  const int64_t G = all.size(1) / (3 * d);
+  auto rows = all.permute({0, 2, 3, 1}).reshape({B, N, G, 3, d});  // a view of the channels-last memory
+  rows.narrow(3, 0, 2).relu_();                                    // q and k, in place (all is this call's own)
+  auto ksum = rows.select(3, 1).sum(1);                            // (B, G, d)
+  auto ext = torch::empty({B, N, G, d + 1}, x.options());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t g = 0; g < G; ++g) {
+      auto group = rows[b].select(1, g);  // (N, 3, d)
+      auto kv = torch::cat({torch::mm(group.select(1, 1).t(), group.select(1, 2)), ksum[b][g].unsqueeze(1)}, 1);
+      auto e = ext[b].select(1, g);  // (N, d + 1), rows G (d + 1) apart
+      at::mm_out(e, group.select(1, 0), kv);
+    }
+  auto o = ext.narrow(3, 0, d) / (ext.narrow(3, d, 1) + kAttnEps);  // (B, N, G, d), contiguous
+  auto out = torch::empty({B, H, W, C}, x.options());
+  const auto w_t = to_out_weight.t();
+  for (int64_t b = 0; b < B; ++b) {
+    auto ob = out[b].view({N, C});
+    torch::mm_out(ob, o[b].view({N, G * d}), w_t);
+  }
+  return out.permute({0, 3, 1, 2});
+}
+}  // namespace
+
+
 torch::Tensor DCMultiscaleAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), H = x.size(2), W = x.size(3), N = H * W, d = head_dim;
   const auto dtype = x.scalar_type();
@@ -326,6 +345,9 @@ torch::Tensor DCMultiscaleAttentionImpl::forward(const torch::Tensor& x) {
     for (auto& s : scales) parts.push_back(s->forward(qkv));
     all = torch::cat(parts, 1);
   }
+  if (linear && x.is_contiguous(at::MemoryFormat::ChannelsLast) && all.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+      cpu_float_inference(x, to_out->weight, {}))
+    return rms_norm_channels(linear_attention_channels_last(all, x, head_dim, to_out->weight), norm_out, x);
   if (linear) all = all.to(torch::kFloat32);  // diffusers upcasts the whole linear path
   all = all.reshape({B, -1, 3 * d, N});        // (B, groups, [q|k|v] of head_dim each, N)
   auto q = torch::relu(all.narrow(2, 0, d));

@@ -231,6 +231,31 @@ TEST(FastConv, ResamplingConvolutionsRejectBadShapes) {
                           {"winograd_upsample_conv3x3", "bias must hold 16"}));
 }
 
+// The DC-AE ResBlock on the fast path (SiLU in conv1's output transform; conv2, the RMSNorm over channels and the
+// residual in conv2's) against its definition in float64. Two Winograd convolutions in a row, so the bound is the
+// single convolution's kNmse; measured 1e-13 to 1.4e-12 (printed). Odd sizes make border tiles and partial tile
+// rows; 70 channels is not a multiple of the 64-channel blocks.
+TEST(FastConv, FusedResBlockMatchesItsDefinition) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(10);
+  for (int64_t C : {16, 70, 128}) {
+    DCResBlock block(C, Activation::SiLU);
+    for (auto& p : block->parameters()) p.normal_().mul_(p.dim() == 4 ? 1.0 / std::sqrt(9.0 * C) : 1.0);
+    auto x = torch::randn({2, C, 7, 9}).contiguous(at::MemoryFormat::ChannelsLast);
+    auto d = [](const torch::Tensor& t) { return t.defined() ? t.to(torch::kFloat64) : t; };
+    auto h = torch::silu(direct(d(x), d(block->conv1->weight), d(block->conv1->bias)));
+    h = direct(h, d(block->conv2->weight), d(block->conv2->bias));
+    auto ref = h * torch::rsqrt(h.pow(2).mean(1, true) + block->norm->eps) * d(block->norm->weight).view({1, -1, 1, 1}) +
+               d(block->norm->bias).view({1, -1, 1, 1}) + d(x);
+    auto out = block->forward(x);
+    std::printf("  C %lld: NMSE fused ResBlock vs float64 %.3e\n", (long long)C, nmse(out, ref));
+    EXPECT_TRUE(out.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(close_nmse(out, ref, kNmse)) << C;
+    set_winograd(*block, false);  // torch's operations: the same values within float32
+    EXPECT_TRUE(close_nmse(block->forward(x), ref, kNmse)) << C;
+  }
+}
+
 // The DC-AE's fused RMSNorm-over-channels pass (channels-last float32 CPU, inference) against the generic
 // element-wise path on the same values in NCHW. Tolerance 1e-12: the same float32 operations in the same order per
 // element; only the sum of squares is accumulated in another order (16 lanes against ATen's reduction), a few
