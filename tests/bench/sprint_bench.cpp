@@ -93,6 +93,7 @@ struct Options {
   std::string tokenizer = SPRINT_BENCH_TOKENIZER;
   int size = 0;            // real-shape image side; 0: real shape not run (opt-in with --real or --size)
   int steps = 0;           // 0: per case (tiny 2, real shape 1)
+  int rounds = 1;          // --pipeline: C++ then diffusers, this many times in alternation
   bool no_tiny = false, no_compare = false, no_trim = false, no_winograd = false;
   // --train
   int64_t train_batch = 16;
@@ -805,6 +806,22 @@ void run_diffusers_pipeline(const Options& o, const fs::path& work, PipelineResu
 
 std::string ms_cell(std::optional<double> v) { return v ? fmt(*v, *v >= 100 ? "%.0f" : "%.2f") : "cached"; }
 
+// diffusers' time for a stage: group "median_ms" (warm calls) or "cold_ms"; nullopt when absent.
+std::optional<double> diffusers_ms(const PipelineResult& r, const char* group, const std::string& key) {
+  if (!r.diffusers) return std::nullopt;
+  const json& d = *r.diffusers;
+  if (!d.contains(group) || !d[group].contains(key) || d[group][key].is_null()) return std::nullopt;
+  return d[group][key].get<double>();
+}
+
+// C++/diffusers of a stage's warm median ("full" scenario); nullopt without both.
+std::optional<double> stage_ratio(const PipelineResult& r, const std::string& key) {
+  const auto c = median_stage(r.scenarios.at(1), key);
+  const auto p = diffusers_ms(r, "median_ms", key);
+  if (!c || !p || *p <= 0) return std::nullopt;
+  return *c / *p;
+}
+
 void print_pipeline_result(const PipelineResult& r) {
   const auto& pc = r.pcase;
   const Scenario& full = r.scenarios.at(1);
@@ -812,10 +829,7 @@ void print_pipeline_result(const PipelineResult& r) {
   std::cout << "\n" << pc.label << ", " << steps << ", " << pc.size << "x" << pc.size << ": C++ (\"full\", median of "
             << full.samples.size() << ") vs diffusers (median of " << full.samples.size() << " warm calls)\n";
   const json* d = r.diffusers ? &*r.diffusers : nullptr;
-  auto py = [&](const char* group, const std::string& key) -> std::optional<double> {
-    if (!d || !d->contains(group) || !(*d)[group].contains(key) || (*d)[group][key].is_null()) return std::nullopt;
-    return (*d)[group][key].get<double>();
-  };
+  auto py = [&](const char* group, const std::string& key) { return diffusers_ms(r, group, key); };
   const std::vector<std::pair<std::string, std::string>> stages = {
       {"scribble", "scribble (sketch -> map)"},
       {"tokenize", "tokenize"},
@@ -943,12 +957,41 @@ int run_pipeline_bench(const Options& o) {
   for (const auto& pc : cases) {
     if (pc.name != "tiny") write_real_shape_model(pc.model_dir, o.tokenizer);
     const fs::path work = root / pc.name;
-    auto res = run_cpp_pipeline(pc, work, threads, device, !o.no_trim, !o.no_winograd);
-    if (py_problem.empty()) {
-      run_diffusers_pipeline(o, work, res);
-    } else {
-      res.diffusers_problem = py_problem;
+    std::vector<PipelineResult> rounds;
+    for (int k = 0; k < o.rounds; ++k) {
+      auto res = run_cpp_pipeline(pc, work, threads, device, !o.no_trim, !o.no_winograd);
+      if (py_problem.empty()) {
+        run_diffusers_pipeline(o, work, res);
+      } else {
+        res.diffusers_problem = py_problem;
+      }
+      rounds.push_back(std::move(res));
     }
+    if (o.rounds > 1 && py_problem.empty()) {
+      // Each round's ratios, then the round with the median total ratio goes to the tables.
+      std::cout << "\n" << pc.label << ": C++/diffusers per round (warm medians; C++ ran first in each round)\n";
+      std::vector<std::pair<double, size_t>> totals;
+      for (size_t k = 0; k < rounds.size(); ++k) {
+        auto cell = [&](const char* key) {
+          const auto v = stage_ratio(rounds[k], key);
+          return v ? fmt(*v, "%.3f") : std::string("-");
+        };
+        std::cout << "  round " << k + 1 << ": total " << cell("total") << " (C++ "
+                  << ms_cell(median_stage(rounds[k].scenarios.at(1), "total")) << " ms, diffusers "
+                  << ms_cell(diffusers_ms(rounds[k], "median_ms", "total")) << " ms); condition " << cell("condition")
+                  << ", transformer " << cell("transformer") << ", decode " << cell("decode") << "\n";
+        if (const auto v = stage_ratio(rounds[k], "total")) totals.emplace_back(*v, k);
+      }
+      if (!totals.empty()) {
+        std::sort(totals.begin(), totals.end());
+        const auto& mid = totals[(totals.size() - 1) / 2];
+        std::cout << "  total ratio: median " << fmt(mid.first, "%.3f") << ", range " << fmt(totals.front().first, "%.3f")
+                  << " to " << fmt(totals.back().first, "%.3f") << "; the tables below are round " << mid.second + 1
+                  << "'s\n";
+        std::swap(rounds[0], rounds[mid.second]);
+      }
+    }
+    auto res = std::move(rounds[0]);
     if (pc.name != "tiny" && !o.keep) {  // 5 GB: remove as soon as both sides are done
       sprint::remove_tree(pc.model_dir.string());
     }
@@ -1620,6 +1663,9 @@ pipeline options:
   --size N               real-shape image side (512 or 1024; implies --real)
   --steps N              SCM steps (default: tiny 2, real shape 1)
   --repeats N            runs per warm scenario (default: tiny 5, real shape 1)
+  --rounds N             run C++ and then diffusers N times in turn and print each round's ratios: on a machine
+                         whose speed drifts (a shared VM) a single round compares two different machines; the
+                         tables show the round with the median total ratio (default 1)
   --no-tiny              skip the tiny fixture pipeline
   --no-compare           C++ only (skip bench_pipeline_diffusers.py)
   --no-trim              C++ encodes all max_sequence_length text columns, as diffusers does, instead of skipping
@@ -1693,6 +1739,7 @@ Options parse_args(int argc, char** argv) {
     } else if (a == "--size") {
       o.size = number();
       SPRINT_CHECK(o.size > 0 && o.size % 32 == 0, "--size must be a positive multiple of 32 (the DC-AE compresses 32x)");
+    } else if (a == "--rounds") { o.rounds = number(); SPRINT_CHECK(o.rounds >= 1 && o.rounds <= 20, "--rounds must be 1 to 20");
     } else if (a == "--steps") { o.steps = number(); SPRINT_CHECK(o.steps >= 1 && o.steps <= 4, "--steps must be 1 to 4");
     } else if (a == "--no-tiny") { o.no_tiny = true;
     } else if (a == "--no-compare") { o.no_compare = true;
