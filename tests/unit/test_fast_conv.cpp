@@ -23,6 +23,29 @@ constexpr double kNmse = 5e-11;
 torch::Tensor direct(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   return torch::conv2d(x, w, b, 1, 1);
 }
+
+// A resampling convolution's case: shapes, and the shortcut's repeats or group (0: none).
+struct ResampleCase {
+  int64_t B, C, O, H, W, shortcut;
+};
+
+// Random input, 1/sqrt(9 C)-scaled filter and bias for a case.
+struct ConvInputs {
+  torch::Tensor x, w, b;
+};
+ConvInputs random_inputs(const ResampleCase& c) {
+  return {torch::randn({c.B, c.C, c.H, c.W}), torch::randn({c.O, c.C, 3, 3}) / std::sqrt(9.0 * c.C),
+          torch::randn({c.O})};
+}
+
+// Prints the case's NMSE against the float64 reference and checks shape, layout and the bound.
+void expect_matches(const ResampleCase& c, const torch::Tensor& out, const torch::Tensor& ref, double bound) {
+  std::printf("  B%lld C%lld O%lld %lldx%lld shortcut %lld: NMSE vs float64 %.3e\n", (long long)c.B, (long long)c.C,
+              (long long)c.O, (long long)c.H, (long long)c.W, (long long)c.shortcut, nmse(out, ref));
+  EXPECT_EQ(out.sizes(), ref.sizes());
+  EXPECT_TRUE(out.is_contiguous(at::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(close_nmse(out, ref, bound)) << c.C << " " << c.O << " " << c.H << "x" << c.W << " " << c.shortcut;
+}
 }  // namespace
 
 TEST(FastConv, MatchesDirectConvolutionOnEveryShape) {
@@ -162,25 +185,16 @@ TEST(FastConv, UpsamplingConvolutionMatchesItsDefinition) {
   namespace F = torch::nn::functional;
   torch::NoGradGuard ng;
   torch::manual_seed(8);
-  struct Case {
-    int64_t B, C, O, H, W, repeats;
-  };
   // repeats 4 (C == O), 2 (O == C / 2), 1 (O == C / 4), no shortcut; odd and tile-unaligned sizes; batches.
-  for (const Case& c : {Case{1, 16, 16, 8, 8, 4}, Case{2, 32, 16, 5, 7, 2}, Case{1, 64, 16, 3, 3, 1},
-                        Case{1, 8, 12, 9, 4, 0}, Case{1, 128, 64, 6, 10, 2}, Case{1, 8, 8, 1, 1, 4}}) {
-    auto x = torch::randn({c.B, c.C, c.H, c.W});
-    auto w = torch::randn({c.O, c.C, 3, 3}) / std::sqrt(9.0 * c.C);
-    auto b = torch::randn({c.O});
+  for (const ResampleCase& c : {ResampleCase{1, 16, 16, 8, 8, 4}, ResampleCase{2, 32, 16, 5, 7, 2},
+                                ResampleCase{1, 64, 16, 3, 3, 1}, ResampleCase{1, 8, 12, 9, 4, 0},
+                                ResampleCase{1, 128, 64, 6, 10, 2}, ResampleCase{1, 8, 8, 1, 1, 4}}) {
+    const auto [x, w, b] = random_inputs(c);
     auto x64 = x.to(torch::kFloat64);
     auto up = F::interpolate(x64, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest));
     auto ref = direct(up, w.to(torch::kFloat64), b.to(torch::kFloat64));
-    if (c.repeats > 0) ref = ref + F::pixel_shuffle(x64.repeat_interleave(c.repeats, 1), 2);
-    auto out = winograd_upsample_conv3x3(x, winograd_filter(w), b, c.repeats);
-    std::printf("  B%lld C%lld O%lld %lldx%lld repeats %lld: NMSE vs float64 %.3e\n", (long long)c.B, (long long)c.C,
-                (long long)c.O, (long long)c.H, (long long)c.W, (long long)c.repeats, nmse(out, ref));
-    EXPECT_EQ(out.sizes(), ref.sizes());
-    EXPECT_TRUE(out.is_contiguous(at::MemoryFormat::ChannelsLast));
-    EXPECT_TRUE(close_nmse(out, ref, kNmse)) << c.C << " " << c.O << " " << c.H << "x" << c.W;
+    if (c.shortcut > 0) ref = ref + F::pixel_shuffle(x64.repeat_interleave(c.shortcut, 1), 2);
+    expect_matches(c, winograd_upsample_conv3x3(x, winograd_filter(w), b, c.shortcut), ref, kNmse);
   }
 }
 
@@ -192,25 +206,16 @@ TEST(FastConv, StridedConvolutionMatchesItsDefinition) {
   namespace F = torch::nn::functional;
   torch::NoGradGuard ng;
   torch::manual_seed(9);
-  struct Case {
-    int64_t B, C, O, H, W, group;
-  };
   // Groups of 2 (O == 2 C) and 4 (O == C), no shortcut on odd sizes, a 2x2 image, a batch.
-  for (const Case& c : {Case{1, 16, 32, 8, 8, 2}, Case{2, 24, 24, 6, 10, 4}, Case{1, 8, 5, 7, 9, 0},
-                        Case{1, 32, 64, 2, 2, 2}, Case{1, 128, 256, 12, 8, 2}}) {
-    auto x = torch::randn({c.B, c.C, c.H, c.W});
-    auto w = torch::randn({c.O, c.C, 3, 3}) / std::sqrt(9.0 * c.C);
-    auto b = torch::randn({c.O});
+  for (const ResampleCase& c : {ResampleCase{1, 16, 32, 8, 8, 2}, ResampleCase{2, 24, 24, 6, 10, 4},
+                                ResampleCase{1, 8, 5, 7, 9, 0}, ResampleCase{1, 32, 64, 2, 2, 2},
+                                ResampleCase{1, 128, 256, 12, 8, 2}}) {
+    const auto [x, w, b] = random_inputs(c);
     auto x64 = x.to(torch::kFloat64);
     auto ref = torch::conv2d(x64, w.to(torch::kFloat64), b.to(torch::kFloat64), 2, 1);
-    if (c.group > 0) ref = ref + F::pixel_unshuffle(x64, 2).unflatten(1, {-1, c.group}).mean(2);
-    auto out = conv3x3_stride2(x, im2col_filter(w), b, c.group);
-    std::printf("  B%lld C%lld O%lld %lldx%lld group %lld: NMSE vs float64 %.3e (torch float32 conv %.3e)\n",
-                (long long)c.B, (long long)c.C, (long long)c.O, (long long)c.H, (long long)c.W, (long long)c.group,
-                nmse(out, ref), nmse(torch::conv2d(x, w, b, 2, 1), torch::conv2d(x64, w.to(torch::kFloat64), b.to(torch::kFloat64), 2, 1)));
-    EXPECT_EQ(out.sizes(), ref.sizes());
-    EXPECT_TRUE(out.is_contiguous(at::MemoryFormat::ChannelsLast));
-    EXPECT_TRUE(close_nmse(out, ref, 1e-12)) << c.C << " " << c.O << " " << c.H << "x" << c.W;
+    std::printf("  (torch's float32 convolution: NMSE vs float64 %.3e)\n", nmse(torch::conv2d(x, w, b, 2, 1), ref));
+    if (c.shortcut > 0) ref = ref + F::pixel_unshuffle(x64, 2).unflatten(1, {-1, c.shortcut}).mean(2);
+    expect_matches(c, conv3x3_stride2(x, im2col_filter(w), b, c.shortcut), ref, 1e-12);
   }
 }
 
