@@ -329,7 +329,6 @@ torch::Tensor linear_attention_channels_last(const torch::Tensor& all, const tor
 }
 }  // namespace
 
-
 torch::Tensor DCMultiscaleAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), H = x.size(2), W = x.size(3), N = H * W, d = head_dim;
   const auto dtype = x.scalar_type();
