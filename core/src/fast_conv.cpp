@@ -473,22 +473,22 @@ int set_winograd(torch::nn::Module& module, bool on) {
 // ---- resampling convolutions -----------------------------------------------------------------------------------
 
 namespace {
-// im2col rows per chunk: up to this much memory for the rows (and the up-convolution's phase outputs). The BLAS
-// packs its panels from them, so the chunk need not fit a cache; smaller chunks only add calls.
+// im2col rows per chunk: up to this much memory for the rows. The BLAS packs its panels from them, so the chunk
+// need not fit a cache; smaller chunks only add calls.
 constexpr int64_t kRowChunkBytes = int64_t{16} << 20;
 
-// Rows [p0, p1) of the im2col matrix of a 3x3, padding-1 convolution with `stride` over channels-last x
-// (B, H, W, C), output grid Ho x Wo: row p (output pixel (b, i, j), p = (b * Ho + i) * Wo + j) holds tap (ky, kx)
-// at columns (ky * 3 + kx) * C; outside the image is zero. The three taps of a kernel row are three neighbouring
-// pixels, so an interior row is three copies of 3 C contiguous values.
-void im2col3x3(const float* x, int64_t H, int64_t W, int64_t C, int64_t stride, int64_t Ho, int64_t Wo, int64_t p0,
-               int64_t p1, float* A) {
+// Rows [p0, p1) of the im2col matrix of a 3x3, stride-2, padding-1 convolution over channels-last x (B, H, W, C),
+// output grid Ho x Wo: row p (output pixel (b, i, j), p = (b * Ho + i) * Wo + j) holds tap (ky, kx) at columns
+// (ky * 3 + kx) * C; outside the image is zero. The three taps of a kernel row are three neighbouring pixels, so
+// an interior row is three copies of 3 C contiguous values.
+void im2col3x3_stride2(const float* x, int64_t H, int64_t W, int64_t C, int64_t Ho, int64_t Wo, int64_t p0,
+                       int64_t p1, float* A) {
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t j = p % Wo, i = (p / Wo) % Ho, b = p / (Wo * Ho);
-    const int64_t x0 = j * stride - 1;
+    const int64_t x0 = 2 * j - 1;
     float* a = A + (p - p0) * 9 * C;
     for (int64_t ky = 0; ky < 3; ++ky, a += 3 * C) {
-      const int64_t yy = i * stride - 1 + ky;
+      const int64_t yy = 2 * i - 1 + ky;
       if (yy < 0 || yy >= H) {
         std::fill_n(a, 3 * C, 0.f);
         continue;
@@ -508,7 +508,6 @@ void im2col3x3(const float* x, int64_t H, int64_t W, int64_t C, int64_t stride, 
     }
   }
 }
-
 }  // namespace
 
 torch::Tensor im2col_filter(const torch::Tensor& weight) {
@@ -536,13 +535,14 @@ torch::Tensor conv3x3_stride2(const torch::Tensor& input, const torch::Tensor& f
   const float* xp = x.data_ptr<float>();
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  const int64_t rows = B * Ho * Wo, chunk = std::clamp<int64_t>(kRowChunkBytes / (9 * C * static_cast<int64_t>(sizeof(float))), 1, rows);
+  const int64_t rows = B * Ho * Wo;
+  const int64_t chunk = std::clamp<int64_t>(kRowChunkBytes / (9 * C * static_cast<int64_t>(sizeof(float))), 1, rows);
   float* A = workspace(chunk * 9 * C);
   const float inv_group = group > 0 ? 1.f / static_cast<float>(group) : 0.f;
   for (int64_t p0 = 0; p0 < rows; p0 += chunk) {
     const int64_t p1 = std::min(rows, p0 + chunk);
     at::parallel_for(p0, p1, 16, [&](int64_t begin, int64_t end) {
-      im2col3x3(xp, H, W, C, 2, Ho, Wo, begin, end, A + (begin - p0) * 9 * C);
+      im2col3x3_stride2(xp, H, W, C, Ho, Wo, begin, end, A + (begin - p0) * 9 * C);
       // The GEMM adds onto the bias and the shortcut: unshuffled channel u = c * 4 + a * 2 + e is input channel c
       // at pixel (2i + a, 2j + e).
       for (int64_t p = begin; p < end; ++p) {
