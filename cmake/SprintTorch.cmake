@@ -3,6 +3,11 @@
 #   sprint::torch       INTERFACE target to link against
 #   SPRINT_HAVE_CUDA    ON when CUDA LibTorch + a toolkit of the same major version are used
 #
+# sprint::torch also carries OpenMP: at::parallel_for, which our hand-written CPU kernels use, is an OpenMP loop in
+# LibTorch's headers, and compiled without OpenMP it quietly runs on the calling thread alone. The loops must use
+# LibTorch's own OpenMP runtime (the wheel's libgomp.so.1), so that the process has one thread pool and
+# torch::set_num_threads governs ours too; tests/unit/test_runtime.cpp checks that they use every thread.
+#
 # The PyPI wheel is a CUDA build. Its CMake config insists on a CUDA toolkit. When there is none, or its major
 # version differs from the wheel's, or SPRINT_CUDA=OFF, we link the CPU half of the wheel (torch_cpu + c10)
 # directly, which runs everything on the CPU.
@@ -83,4 +88,12 @@ else()
   # The wheel's libraries use the new C++11 ABI.
   target_compile_definitions(sprint_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=1)
   set_target_properties(sprint_torch PROPERTIES INTERFACE_LINK_OPTIONS "-Wl,-rpath,${SPRINT_TORCH_PREFIX}/lib")
+endif()
+
+find_package(OpenMP REQUIRED COMPONENTS CXX)
+target_compile_options(sprint_torch INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${OpenMP_CXX_FLAGS}>)
+if(EXISTS "${SPRINT_TORCH_PREFIX}/lib/libgomp.so.1")
+  target_link_libraries(sprint_torch INTERFACE "${SPRINT_TORCH_PREFIX}/lib/libgomp.so.1")
+else()  # a LibTorch without its own runtime (a source build): the compiler's
+  target_link_libraries(sprint_torch INTERFACE OpenMP::OpenMP_CXX)
 endif()

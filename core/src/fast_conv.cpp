@@ -1,4 +1,4 @@
-// Winograd F(4x4, 3x3) convolution and the DC-AE's resampling convolutions. See include/sprint/fast_conv.h.
+// Winograd F(4x4, 3x3) and F(6x6, 3x3) convolution and the DC-AE's resampling convolutions. See include/sprint/fast_conv.h.
 #include "sprint/fast_conv.h"
 
 #include <ATen/Parallel.h>
@@ -45,18 +45,29 @@ void rms_norm_rows(const float* __restrict x, const float* __restrict r, const f
 }
 
 namespace {
-constexpr int64_t kOut = 4;      // output tile side m
-constexpr int64_t kIn = 6;       // input tile side m + r - 1
-constexpr int64_t kPoints = 36;  // kIn * kIn transformed points
-constexpr int64_t kBlock = 64;   // channels transformed together (the tile buffers stay in L1)
+constexpr int64_t kBlock = 64;  // channels transformed together (the tile buffers stay in L1)
 // Fewer input or output channels than this and the transforms cost more than the products save: an RGB conv_in
 // (3 -> 128) or conv_out (128 -> 3) was 1.2-10x slower by Winograd than by oneDNN (sprint-bench --conv).
 constexpr int64_t kMinChannels = 8;
+// F(6x6, 3x3) from this output side on (winograd_tile). Measured on the 2-core development machine, F(6x6)
+// over F(4x4) per convolution: 0.65x at 128 channels on 512x512, 0.64x at 256 on 256x256, 0.83x at 512 on
+// 128x128, 0.71x at 128 on 96x96, but 1.1-1.3x at 64x64 and below with 32-512 channels (the 6x6 tiles overhang
+// small images and their transforms cost more per point).
+constexpr int64_t kLargeTileFrom = 96;
 
-// Work memory per chunk of tiles: V (tiles x 36 x C_in) and M (tiles x 36 x C_out) floats. Chunks bound the
-// memory of large images; the GEMMs run faster on larger chunks (sprint-bench --conv at 256x256, 2 threads: with
-// 4 MiB chunks the products took 1.5-2.5x longer than with 64 MiB, and whole-image chunks gained little more).
+// Work memory per chunk of tiles: V (tiles x points x C_in) and M (tiles x points x C_out) floats. Chunks bound
+// the memory of large images; the GEMMs run faster on larger chunks (sprint-bench --conv at 256x256, 2 threads:
+// with 4 MiB chunks the products took 1.5-2.5x longer than with 64 MiB, and whole-image chunks gained little more).
 constexpr int64_t kChunkBytes = int64_t{64} << 20;
+
+// F(m x m, 3x3) for m = 4 or 6: an (m + 2)^2 input tile gives an m x m output tile.
+template <int M>
+struct Tile {
+  static_assert(M == 4 || M == 6, "F(4x4, 3x3) and F(6x6, 3x3) only");
+  static constexpr int64_t kOut = M;                // output tile side
+  static constexpr int64_t kIn = M + 2;             // input tile side m + r - 1
+  static constexpr int64_t kPoints = kIn * kIn;     // transformed points (GEMMs)
+};
 
 // silu(v) = v / (1 + e^-v) with e^x by Cody-Waite range reduction (x = n ln 2 + r, |r| <= ln 2 / 2) and the
 // Cephes expf polynomial (relative error about 1e-7, as Sleef's expf that torch.silu uses): plain arithmetic, so
@@ -76,76 +87,139 @@ inline float silu(float v) {
   return v / (1.f + p * scale);
 }
 
-// Input transform V = B^T d B of one 6x6 tile for n channels: src[r * 6 + s] points at the n contiguous channels of
-// tile pixel (r, s) (a zero vector outside the image); V point (i, j) goes to v + (i * 6 + j) * ldv. B^T (points
-// 0, 1, -1, 2, -2, infinity):
+// The 1-D input transform B^T d of m + 2 n-channel vectors d[0..m+2) into m + 2 vectors `step` apart at out.
+// F(4x4), points 0, 1, -1, 2, -2, infinity; rows of B^T:
 //   [4, 0, -5, 0, 1, 0] [0, -4, -4, 1, 1, 0] [0, 4, -4, -1, 1, 0] [0, -2, -1, 2, 1, 0] [0, 2, -1, -2, 1, 0]
 //   [0, 4, 0, -5, 0, 1]
-// Every pointer is restrict and tmp is local, so the loops over channels vectorise.
-SPRINT_VECTOR_CLONES
-void input_tile(const float* const* src, int64_t n, float* __restrict tmp, float* __restrict v, int64_t ldv) {
-  // The 1-D transform of six n-channel vectors into six `out_step` apart.
-  auto pass = [n](const float* __restrict d0, const float* __restrict d1, const float* __restrict d2,
-                  const float* __restrict d3, const float* __restrict d4, const float* __restrict d5,
-                  float* __restrict out, int64_t out_step) {
-    float *t0 = out, *t1 = out + out_step, *t2 = out + 2 * out_step, *t3 = out + 3 * out_step,
-          *t4 = out + 4 * out_step, *t5 = out + 5 * out_step;
-#pragma GCC ivdep
-    for (int64_t c = 0; c < n; ++c) {
-      const float a = d4[c] - 4.f * d2[c], b = d3[c] - 4.f * d1[c];
-      const float e = d4[c] - d2[c], f = 2.f * (d3[c] - d1[c]);
-      t0[c] = 4.f * d0[c] - 5.f * d2[c] + d4[c];
-      t1[c] = a + b;
-      t2[c] = a - b;
-      t3[c] = e + f;
-      t4[c] = e - f;
-      t5[c] = 4.f * d1[c] - 5.f * d3[c] + d5[c];
-    }
-  };
-  for (int64_t j = 0; j < kIn; ++j)  // columns
-    pass(src[j], src[kIn + j], src[2 * kIn + j], src[3 * kIn + j], src[4 * kIn + j], src[5 * kIn + j],
-         tmp + j * kBlock, kIn * kBlock);
-  for (int64_t i = 0; i < kIn; ++i) {  // rows
-    const float* t = tmp + i * kIn * kBlock;
-    pass(t, t + kBlock, t + 2 * kBlock, t + 3 * kBlock, t + 4 * kBlock, t + 5 * kBlock, v + i * kIn * ldv, ldv);
+// F(6x6), points 0, 1, -1, 2, -2, 1/2, -1/2, infinity:
+//   [1, 0, -21/4, 0, 21/4, 0, -1, 0] [0, 1, 1, -17/4, -17/4, 1, 1, 0] [0, -1, 1, 17/4, -17/4, -1, 1, 0]
+//   [0, 1/2, 1/4, -5/2, -5/4, 2, 1, 0] [0, -1/2, 1/4, 5/2, -5/4, -2, 1, 0] [0, 2, 4, -5/2, -5, 1/2, 1, 0]
+//   [0, -2, 4, 5/2, -5, -1/2, 1, 0] [0, -1, 0, 21/4, 0, -21/4, 0, 1]
+// Inlined into the vectorised tile functions; ivdep: the vectors never overlap.
+#define SPRINT_R const float* __restrict
+#define SPRINT_W float* __restrict
+[[gnu::always_inline]] inline void input_pass4(SPRINT_R d0, SPRINT_R d1, SPRINT_R d2, SPRINT_R d3, SPRINT_R d4,
+                                               SPRINT_R d5, int64_t n, SPRINT_W t0, SPRINT_W t1, SPRINT_W t2,
+                                               SPRINT_W t3, SPRINT_W t4, SPRINT_W t5) {
+  for (int64_t c = 0; c < n; ++c) {
+    const float a = d4[c] - 4.f * d2[c], b = d3[c] - 4.f * d1[c];
+    const float e = d4[c] - d2[c], f = 2.f * (d3[c] - d1[c]);
+    t0[c] = 4.f * d0[c] - 5.f * d2[c] + d4[c];
+    t1[c] = a + b;
+    t2[c] = a - b;
+    t3[c] = e + f;
+    t4[c] = e - f;
+    t5[c] = 4.f * d1[c] - 5.f * d3[c] + d5[c];
+  }
+}
+[[gnu::always_inline]] inline void input_pass6(SPRINT_R d0, SPRINT_R d1, SPRINT_R d2, SPRINT_R d3, SPRINT_R d4,
+                                               SPRINT_R d5, SPRINT_R d6, SPRINT_R d7, int64_t n, SPRINT_W t0,
+                                               SPRINT_W t1, SPRINT_W t2, SPRINT_W t3, SPRINT_W t4, SPRINT_W t5,
+                                               SPRINT_W t6, SPRINT_W t7) {
+  for (int64_t c = 0; c < n; ++c) {
+    t0[c] = d0[c] - d6[c] + 5.25f * (d4[c] - d2[c]);
+    t7[c] = d7[c] - d1[c] + 5.25f * (d3[c] - d5[c]);
+    const float a = d2[c] + d6[c] - 4.25f * d4[c], b = d1[c] + d5[c] - 4.25f * d3[c];
+    t1[c] = a + b;
+    t2[c] = a - b;
+    const float e = d6[c] + 0.25f * d2[c] - 1.25f * d4[c], f = 0.5f * d1[c] - 2.5f * d3[c] + 2.f * d5[c];
+    t3[c] = e + f;
+    t4[c] = e - f;
+    const float g = d6[c] + 4.f * d2[c] - 5.f * d4[c], h = 2.f * d1[c] - 2.5f * d3[c] + 0.5f * d5[c];
+    t5[c] = g + h;
+    t6[c] = g - h;
+  }
+}
+template <int M>
+[[gnu::always_inline]] inline void input_pass(const float* const* d, int64_t n, float* out, int64_t s) {
+  if constexpr (M == 4)
+    input_pass4(d[0], d[1], d[2], d[3], d[4], d[5], n, out, out + s, out + 2 * s, out + 3 * s, out + 4 * s,
+                out + 5 * s);
+  else
+    input_pass6(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], n, out, out + s, out + 2 * s, out + 3 * s,
+                out + 4 * s, out + 5 * s, out + 6 * s, out + 7 * s);
+}
+
+// The 1-D output transform A^T m of m + 2 n-channel vectors `in_step` apart into m vectors `out_step` apart, plus
+// `add` (bias, or nothing), then silu when `act`.
+// F(4x4): [1, 1, 1, 1, 1, 0] [0, 1, -1, 2, -2, 0] [0, 1, 1, 4, 4, 0] [0, 1, -1, 8, -8, 1].
+// F(6x6): [1, 1, 1, 1, 1, 1, 1, 0] [0, 1, -1, 2, -2, 1/2, -1/2, 0] [0, 1, 1, 4, 4, 1/4, 1/4, 0]
+//   [0, 1, -1, 8, -8, 1/8, -1/8, 0] [0, 1, 1, 16, 16, 1/16, 1/16, 0] [0, 1, -1, 32, -32, 1/32, -1/32, 1]
+[[gnu::always_inline]] inline void output_pass4(SPRINT_R m0, SPRINT_R m1, SPRINT_R m2, SPRINT_R m3, SPRINT_R m4,
+                                                SPRINT_R m5, int64_t n, SPRINT_R add, SPRINT_W t0, SPRINT_W t1,
+                                                SPRINT_W t2, SPRINT_W t3) {
+  for (int64_t c = 0; c < n; ++c) {
+    const float p = m1[c] + m2[c], q = m1[c] - m2[c], r = m3[c] + m4[c], s = m3[c] - m4[c];
+    const float b = add ? add[c] : 0.f;
+    t0[c] = m0[c] + p + r + b;
+    t1[c] = q + 2.f * s + b;
+    t2[c] = p + 4.f * r + b;
+    t3[c] = q + 8.f * s + m5[c] + b;
+  }
+}
+[[gnu::always_inline]] inline void output_pass6(SPRINT_R m0, SPRINT_R m1, SPRINT_R m2, SPRINT_R m3, SPRINT_R m4,
+                                                SPRINT_R m5, SPRINT_R m6, SPRINT_R m7, int64_t n, SPRINT_R add,
+                                                SPRINT_W t0, SPRINT_W t1, SPRINT_W t2, SPRINT_W t3, SPRINT_W t4,
+                                                SPRINT_W t5) {
+  for (int64_t c = 0; c < n; ++c) {
+    const float p1 = m1[c] + m2[c], q1 = m1[c] - m2[c], p2 = m3[c] + m4[c], q2 = m3[c] - m4[c];
+    const float p3 = m5[c] + m6[c], q3 = m5[c] - m6[c];
+    const float b = add ? add[c] : 0.f;
+    t0[c] = m0[c] + p1 + p2 + p3 + b;
+    t1[c] = q1 + 2.f * q2 + 0.5f * q3 + b;
+    t2[c] = p1 + 4.f * p2 + 0.25f * p3 + b;
+    t3[c] = q1 + 8.f * q2 + 0.125f * q3 + b;
+    t4[c] = p1 + 16.f * p2 + 0.0625f * p3 + b;
+    t5[c] = q1 + 32.f * q2 + 0.03125f * q3 + m7[c] + b;
+  }
+}
+#undef SPRINT_R
+#undef SPRINT_W
+template <int M>
+[[gnu::always_inline]] inline void output_pass(const float* in, int64_t is, int64_t n, float* out, int64_t os,
+                                               const float* add, bool act) {
+  if constexpr (M == 4)
+    output_pass4(in, in + is, in + 2 * is, in + 3 * is, in + 4 * is, in + 5 * is, n, add, out, out + os,
+                 out + 2 * os, out + 3 * os);
+  else
+    output_pass6(in, in + is, in + 2 * is, in + 3 * is, in + 4 * is, in + 5 * is, in + 6 * is, in + 7 * is, n, add,
+                 out, out + os, out + 2 * os, out + 3 * os, out + 4 * os, out + 5 * os);
+  if (!act) return;
+  for (int k = 0; k < M; ++k) {
+    float* __restrict o = out + k * os;
+    for (int64_t c = 0; c < n; ++c) o[c] = silu(o[c]);
+  }
+}
+
+// Input transform V = B^T d B of one tile for n channels: src[r * (m + 2) + s] points at the n contiguous channels
+// of tile pixel (r, s) (a zero vector outside the image); V point (i, j) goes to v + (i * (m + 2) + j) * ldv.
+template <int M>
+SPRINT_VECTOR_CLONES void input_tile(const float* const* src, int64_t n, float* __restrict tmp, float* __restrict v,
+                                     int64_t ldv) {
+  constexpr int64_t K = Tile<M>::kIn;
+  const float* d[K];
+  for (int64_t j = 0; j < K; ++j) {  // columns
+    for (int64_t i = 0; i < K; ++i) d[i] = src[i * K + j];
+    input_pass<M>(d, n, tmp + j * kBlock, K * kBlock);
+  }
+  for (int64_t i = 0; i < K; ++i) {  // rows
+    for (int64_t j = 0; j < K; ++j) d[j] = tmp + (i * K + j) * kBlock;
+    input_pass<M>(d, n, v + i * K * ldv, ldv);
   }
 }
 
 // Output transform Y = A^T m A (+ bias, then silu when asked) of one tile for n channels: point k of m at
-// m + k * ldm; Y(i, j) goes to y + i * y_row + j * y_col. A^T:
-//   [1, 1, 1, 1, 1, 0] [0, 1, -1, 2, -2, 0] [0, 1, 1, 4, 4, 0] [0, 1, -1, 8, -8, 1].
-SPRINT_VECTOR_CLONES
-void output_tile(const float* __restrict m, int64_t ldm, int64_t n, const float* __restrict bias, bool act,
-                 float* __restrict tmp, float* __restrict y, int64_t y_row, int64_t y_col) {
-  // The 1-D transform of six n-channel vectors into four, plus `add` (bias or nothing), then silu when `act`.
-  auto pass = [n](const float* __restrict in, int64_t in_step, float* __restrict out, int64_t out_step,
-                  const float* __restrict add, bool act) {
-    const float *m0 = in, *m1 = in + in_step, *m2 = in + 2 * in_step, *m3 = in + 3 * in_step,
-                *m4 = in + 4 * in_step, *m5 = in + 5 * in_step;
-    float *t0 = out, *t1 = out + out_step, *t2 = out + 2 * out_step, *t3 = out + 3 * out_step;
-#pragma GCC ivdep
-    for (int64_t c = 0; c < n; ++c) {
-      const float p = m1[c] + m2[c], q = m1[c] - m2[c], r = m3[c] + m4[c], s = m3[c] - m4[c];
-      const float b = add ? add[c] : 0.f;
-      t0[c] = m0[c] + p + r + b;
-      t1[c] = q + 2.f * s + b;
-      t2[c] = p + 4.f * r + b;
-      t3[c] = q + 8.f * s + m5[c] + b;
-    }
-    if (!act) return;
-#pragma GCC ivdep
-    for (int64_t c = 0; c < n; ++c) {
-      t0[c] = silu(t0[c]);
-      t1[c] = silu(t1[c]);
-      t2[c] = silu(t2[c]);
-      t3[c] = silu(t3[c]);
-    }
-  };
-  for (int64_t j = 0; j < kIn; ++j) pass(m + j * ldm, kIn * ldm, tmp + j * kBlock, kIn * kBlock, nullptr, false);
-  for (int64_t i = 0; i < kOut; ++i) pass(tmp + i * kIn * kBlock, kBlock, y + i * y_row, y_col, bias, act);
+// m + k * ldm; Y(i, j) goes to y + i * y_row + j * y_col.
+template <int M>
+SPRINT_VECTOR_CLONES void output_tile(const float* __restrict m, int64_t ldm, int64_t n, const float* __restrict bias,
+                                      bool act, float* __restrict tmp, float* __restrict y, int64_t y_row,
+                                      int64_t y_col) {
+  constexpr int64_t K = Tile<M>::kIn;
+  for (int64_t j = 0; j < K; ++j) output_pass<M>(m + j * ldm, K * ldm, n, tmp + j * kBlock, K * kBlock, nullptr, false);
+  for (int64_t i = 0; i < M; ++i) output_pass<M>(tmp + i * K * kBlock, kBlock, n, y + i * y_row, y_col, bias, act);
 }
 
-// Output grid geometry: th x tw tiles of 4x4 per image, tiles numbered (b * th + ty) * tw + tx. The convolution's
+// Output grid geometry: th x tw tiles of m x m per image, tiles numbered (b * th + ty) * tw + tx. The convolution's
 // input is H x W too: x itself (up = 0) or x upsampled 2x by nearest (up = 1, x is (H / 2) x (W / 2)).
 struct Grid {
   int64_t B, C, O, H, W, th, tw;
@@ -160,26 +234,28 @@ struct Grid {
   int64_t tiles() const { return B * th * tw; }
 };
 
-// Tiles [begin, end) of channels-last x into V (tile t at row t - t0; 36 x C values per tile, contiguous, so the
-// writes are sequential).
+// Tiles [begin, end) of channels-last x into V (tile t at row t - t0; points x C values per tile, contiguous, so
+// the writes are sequential).
+template <int M>
 void transform_inputs(const float* x, const Grid& g, int64_t t0, int64_t begin, int64_t end, float* V) {
+  using T = Tile<M>;
   alignas(64) static const float zeros[kBlock] = {};
-  alignas(64) float tmp[kPoints * kBlock];
-  const float* src[kPoints];
+  alignas(64) float tmp[T::kPoints * kBlock];
+  const float* src[T::kPoints];
   const int64_t Hs = g.H >> g.up, Ws = g.W >> g.up;  // x's size
   for (int64_t t = begin; t < end; ++t) {
     const int64_t tx = t % g.tw, ty = (t / g.tw) % g.th, b = t / (g.tw * g.th);
-    const int64_t y0 = ty * kOut - 1, x0 = tx * kOut - 1;  // padding 1
-    float* v = V + (t - t0) * kPoints * g.C;
+    const int64_t y0 = ty * T::kOut - 1, x0 = tx * T::kOut - 1;  // padding 1
+    float* v = V + (t - t0) * T::kPoints * g.C;
     for (int64_t c0 = 0; c0 < g.C; c0 += kBlock) {
-      for (int64_t r = 0; r < kIn; ++r)
-        for (int64_t s = 0; s < kIn; ++s) {
+      for (int64_t r = 0; r < T::kIn; ++r)
+        for (int64_t s = 0; s < T::kIn; ++s) {
           const int64_t yy = y0 + r, xx = x0 + s;
-          src[r * kIn + s] = yy < 0 || yy >= g.H || xx < 0 || xx >= g.W
-                                 ? zeros
-                                 : x + ((b * Hs + (yy >> g.up)) * Ws + (xx >> g.up)) * g.C + c0;
+          src[r * T::kIn + s] = yy < 0 || yy >= g.H || xx < 0 || xx >= g.W
+                                    ? zeros
+                                    : x + ((b * Hs + (yy >> g.up)) * Ws + (xx >> g.up)) * g.C + c0;
         }
-      input_tile(src, std::min(kBlock, g.C - c0), tmp, v + c0, g.C);
+      input_tile<M>(src, std::min(kBlock, g.C - c0), tmp, v + c0, g.C);
     }
   }
 }
@@ -190,31 +266,34 @@ void add_gathered(float* __restrict out, const float* __restrict src, const int3
   for (int64_t o = 0; o < n; ++o) out[o] += src[index[o]];
 }
 
-// Tiles [begin, end) of M (tile t at row t - t0; 36 x O values per tile) back to the tiles' pixels of
+// Tiles [begin, end) of M (tile t at row t - t0; points x O values per tile) back to the tiles' pixels of
 // channels-last y, adding bias, applying silu when g.silu, and adding the DC-AE up-shortcut of x when `shortcut`
 // is given: output channel o of phase (a, b) (pixel parity) is channel o * 4 + a * 2 + b of
 // repeat_interleave(x), so shortcut[(a * 2 + b) * O + o] = (o * 4 + a * 2 + b) / repeats indexes x's channels.
-void transform_outputs(const float* M, const float* x, const int32_t* shortcut, const Grid& g, int64_t t0,
+template <int M>
+void transform_outputs(const float* Mt, const float* x, const int32_t* shortcut, const Grid& g, int64_t t0,
                        int64_t begin, int64_t end, const float* bias, float* y) {
-  alignas(64) float tmp[kPoints * kBlock];
-  alignas(64) float edge[kOut * kOut * kBlock];  // a border tile's full 4x4 result
-  thread_local std::vector<float> whole;         // with the norm: the tile's 4x4 pixels of all O channels
-  if (g.norm_weight) whole.resize(kOut * kOut * g.O);
+  using T = Tile<M>;
+  constexpr int64_t S = T::kOut;
+  alignas(64) float tmp[T::kPoints * kBlock];
+  alignas(64) float edge[S * S * kBlock];  // a border tile's full m x m result
+  thread_local std::vector<float> whole;   // with the norm: the tile's m x m pixels of all O channels
+  if (g.norm_weight) whole.resize(S * S * g.O);
   for (int64_t t = begin; t < end; ++t) {
     const int64_t tx = t % g.tw, ty = (t / g.tw) % g.th, b = t / (g.tw * g.th);
-    const int64_t y0 = ty * kOut, x0 = tx * kOut;
-    const bool inside = y0 + kOut <= g.H && x0 + kOut <= g.W;
-    const float* m = M + (t - t0) * kPoints * g.O;
+    const int64_t y0 = ty * S, x0 = tx * S;
+    const bool inside = y0 + S <= g.H && x0 + S <= g.W;
+    const float* m = Mt + (t - t0) * T::kPoints * g.O;
     if (g.norm_weight) {
       // Every channel block into the tile buffer, then the norm and the residual per pixel row of the tile.
       for (int64_t o0 = 0; o0 < g.O; o0 += kBlock)
-        output_tile(m + o0, g.O, std::min(kBlock, g.O - o0), bias ? bias + o0 : nullptr, false, tmp,
-                    whole.data() + o0, kOut * g.O, g.O);
-      const int64_t cols = std::min(kOut, g.W - x0);
-      for (int64_t i = 0; i < kOut && y0 + i < g.H; ++i) {
+        output_tile<M>(m + o0, g.O, std::min(kBlock, g.O - o0), bias ? bias + o0 : nullptr, false, tmp,
+                       whole.data() + o0, S * g.O, g.O);
+      const int64_t cols = std::min(S, g.W - x0);
+      for (int64_t i = 0; i < S && y0 + i < g.H; ++i) {
         const int64_t pixel = (b * g.H + y0 + i) * g.W + x0;
-        rms_norm_rows(whole.data() + i * kOut * g.O, g.residual + pixel * g.O, g.norm_weight, g.norm_bias,
-                      g.norm_eps, g.O, 0, cols, y + pixel * g.O);
+        rms_norm_rows(whole.data() + i * S * g.O, g.residual + pixel * g.O, g.norm_weight, g.norm_bias, g.norm_eps,
+                      g.O, 0, cols, y + pixel * g.O);
       }
       continue;
     }
@@ -223,17 +302,17 @@ void transform_outputs(const float* M, const float* x, const int32_t* shortcut, 
       const float* bo = bias ? bias + o0 : nullptr;
       float* dst = y + ((b * g.H + y0) * g.W + x0) * g.O + o0;
       if (inside) {
-        output_tile(m + o0, g.O, n, bo, g.silu, tmp, dst, g.W * g.O, g.O);
+        output_tile<M>(m + o0, g.O, n, bo, g.silu, tmp, dst, g.W * g.O, g.O);
       } else {
-        output_tile(m + o0, g.O, n, bo, g.silu, tmp, edge, kOut * kBlock, kBlock);
-        for (int64_t i = 0; i < kOut && y0 + i < g.H; ++i)
-          for (int64_t j = 0; j < kOut && x0 + j < g.W; ++j)
-            std::copy_n(edge + (i * kOut + j) * kBlock, n, dst + i * g.W * g.O + j * g.O);
+        output_tile<M>(m + o0, g.O, n, bo, g.silu, tmp, edge, S * kBlock, kBlock);
+        for (int64_t i = 0; i < S && y0 + i < g.H; ++i)
+          for (int64_t j = 0; j < S && x0 + j < g.W; ++j)
+            std::copy_n(edge + (i * S + j) * kBlock, n, dst + i * g.W * g.O + j * g.O);
       }
       if (!shortcut) continue;
       // The DC-AE up-shortcut: output pixel (Y, X) adds x's pixel (Y / 2, X / 2) gathered by the phase's table.
-      for (int64_t i = 0; i < kOut && y0 + i < g.H; ++i)
-        for (int64_t j = 0; j < kOut && x0 + j < g.W; ++j) {
+      for (int64_t i = 0; i < S && y0 + i < g.H; ++i)
+        for (int64_t j = 0; j < S && x0 + j < g.W; ++j) {
           const int64_t Y = y0 + i, X = x0 + j;
           const float* px = x + ((b * (g.H / 2) + Y / 2) * (g.W / 2) + X / 2) * g.C;
           add_gathered(dst + i * g.W * g.O + j * g.O, px, shortcut + ((Y % 2) * 2 + X % 2) * g.O + o0, n);
@@ -243,8 +322,9 @@ void transform_outputs(const float* M, const float* x, const int32_t* shortcut, 
 }
 
 // Per-thread work memory (V and M), kept between calls: fresh pages for every convolution cost page faults. The
-// GEMMs read V and write M in rows 36 C (36 O) floats apart, a new 4 KiB page for nearly every row; in 2 MiB pages
-// (transparent huge pages, asked for with madvise where the kernel leaves them to the program) the TLB holds them.
+// GEMMs read V and write M in rows points x C (points x O) floats apart, a new 4 KiB page for nearly every row; in
+// 2 MiB pages (transparent huge pages, asked for with madvise where the kernel leaves them to the program) the TLB
+// holds them.
 class Workspace {
  public:
   ~Workspace() { release(); }
@@ -285,23 +365,40 @@ float* workspace(int64_t floats) {
 }
 }  // namespace
 
-torch::Tensor winograd_filter(const torch::Tensor& weight) {
+int winograd_tile(int64_t height, int64_t width) {
+  return std::min(height, width) >= kLargeTileFrom ? 6 : 4;
+}
+
+torch::Tensor winograd_filter(const torch::Tensor& weight, int tile) {
   SPRINT_CHECK(weight.dim() == 4 && weight.size(2) == 3 && weight.size(3) == 3,
                "winograd_filter: expected a (C_out, C_in, 3, 3) weight, got ", weight.sizes());
+  SPRINT_CHECK(tile == 4 || tile == 6, "winograd_filter: the tile must be 4 (F(4x4, 3x3)) or 6 (F(6x6, 3x3)), got ",
+               tile);
   torch::NoGradGuard no_grad;
   const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-  // G (6x3): the filter transform for the points 0, 1, -1, 2, -2, infinity.
-  const auto G = torch::tensor({1.0 / 4, 0.0, 0.0,                  //
-                                -1.0 / 6, -1.0 / 6, -1.0 / 6,       //
-                                -1.0 / 6, 1.0 / 6, -1.0 / 6,        //
-                                1.0 / 24, 1.0 / 12, 1.0 / 6,        //
-                                1.0 / 24, -1.0 / 12, 1.0 / 6,       //
-                                0.0, 0.0, 1.0},
-                               opts)
-                     .view({6, 3});
+  // G ((m + 2) x 3), row k = [1, p, p^2] / N_k for the interpolation point p of row k (infinity: [0, 0, 1]), in
+  // the order of input_pass and output_pass.
+  const auto G = tile == 4 ? torch::tensor({1.0 / 4, 0.0, 0.0,                  //
+                                            -1.0 / 6, -1.0 / 6, -1.0 / 6,       //
+                                            -1.0 / 6, 1.0 / 6, -1.0 / 6,        //
+                                            1.0 / 24, 1.0 / 12, 1.0 / 6,        //
+                                            1.0 / 24, -1.0 / 12, 1.0 / 6,       //
+                                            0.0, 0.0, 1.0},
+                                           opts)
+                           : torch::tensor({1.0, 0.0, 0.0,                      //
+                                            -2.0 / 9, -2.0 / 9, -2.0 / 9,       //
+                                            -2.0 / 9, 2.0 / 9, -2.0 / 9,        //
+                                            1.0 / 90, 1.0 / 45, 2.0 / 45,       //
+                                            1.0 / 90, -1.0 / 45, 2.0 / 45,      //
+                                            32.0 / 45, 16.0 / 45, 8.0 / 45,     //
+                                            32.0 / 45, -16.0 / 45, 8.0 / 45,    //
+                                            0.0, 0.0, 1.0},
+                                           opts);
+  const int64_t K = tile + 2;
+  const auto Gm = G.view({K, 3});
   auto g = weight.detach().to(torch::kCPU, torch::kFloat64);
-  auto u = torch::matmul(torch::matmul(G, g), G.t());  // (C_out, C_in, 6, 6)
-  return u.permute({2, 3, 1, 0}).reshape({kPoints, weight.size(1), weight.size(0)}).to(torch::kFloat32).contiguous();
+  auto u = torch::matmul(torch::matmul(Gm, g), Gm.t());  // (C_out, C_in, K, K)
+  return u.permute({2, 3, 1, 0}).reshape({K * K, weight.size(1), weight.size(0)}).to(torch::kFloat32).contiguous();
 }
 
 namespace {
@@ -317,12 +414,58 @@ void check_input(const char* what, const torch::Tensor& x, const torch::Tensor& 
   SPRINT_CHECK(!bias.defined() || (bias.numel() == O && bias.scalar_type() == torch::kFloat32), what,
                ": bias must hold ", O, " float32 values");
 }
-// The Winograd path for winograd_conv3x3 and winograd_upsample_conv3x3: `what` names the caller in messages;
-// g.B, g.C, g.H, g.W are filled in here from the input (H and W doubled when g.up).
+
+// The Winograd path F(m x m, 3x3) for winograd_conv3x3 and winograd_upsample_conv3x3 (g filled in by winograd).
+template <int M>
+torch::Tensor winograd_tiles(const torch::Tensor& x, const torch::Tensor& filter, const torch::Tensor& b, Grid g) {
+  using T = Tile<M>;
+  g.th = (g.H + T::kOut - 1) / T::kOut;
+  g.tw = (g.W + T::kOut - 1) / T::kOut;
+  auto y = torch::empty({g.B, g.O, g.H, g.W}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  if (y.numel() == 0) return y;
+
+  const int64_t per_tile = T::kPoints * (g.C + g.O);
+  const float* xp = x.data_ptr<float>();
+  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  const auto opts = x.options();
+  // The GEMMs (nt x C) * (C x O), one per point, of tiles [t0, t0 + nt) at V, M; point k's rows are points x C
+  // (points x O) apart.
+  auto products = [&](float* V, float* Mt, int64_t nt) {
+    for (int64_t k = 0; k < T::kPoints; ++k) {
+      auto v = torch::from_blob(V + k * g.C, {nt, g.C}, {T::kPoints * g.C, 1}, opts);
+      auto m = torch::from_blob(Mt + k * g.O, {nt, g.O}, {T::kPoints * g.O, 1}, opts);
+      at::mm_out(m, v, filter[k]);
+    }
+  };
+  // Chunks of tiles: transform all of them (every thread), then the large GEMMs (threaded by the BLAS), then
+  // transform back. This beat per-thread blocks of tiles kept in cache with single-threaded GEMMs: at 128 -> 128
+  // channels, blocks of 28 tiles took 2.2x longer (sprint-bench --conv at 256x256).
+  const int64_t chunk = std::clamp<int64_t>(kChunkBytes / (per_tile * static_cast<int64_t>(sizeof(float))), 1, g.tiles());
+  float* V = workspace(chunk * per_tile);
+  float* Mt = V + chunk * T::kPoints * g.C;
+  std::vector<int32_t> shortcut;
+  if (g.repeats > 0)
+    for (int64_t phase = 0; phase < 4; ++phase)
+      for (int64_t o = 0; o < g.O; ++o) shortcut.push_back(static_cast<int32_t>((o * 4 + phase) / g.repeats));
+  const int32_t* sp = shortcut.empty() ? nullptr : shortcut.data();
+  for (int64_t t0 = 0; t0 < g.tiles(); t0 += chunk) {
+    const int64_t t1 = std::min(g.tiles(), t0 + chunk);
+    at::parallel_for(t0, t1, 4, [&](int64_t begin, int64_t end) { transform_inputs<M>(xp, g, t0, begin, end, V); });
+    products(V, Mt, t1 - t0);
+    at::parallel_for(t0, t1, 4,
+                     [&](int64_t begin, int64_t end) { transform_outputs<M>(Mt, xp, sp, g, t0, begin, end, bp, yp); });
+  }
+  return y;
+}
+
+// The checks and the geometry for every Winograd entry point: `what` names the caller in messages; g.B, g.C,
+// g.O, g.H, g.W are filled in here from the input (H and W doubled when g.up); the filter's point count picks
+// F(4x4) or F(6x6).
 torch::Tensor winograd(const char* what, const torch::Tensor& input, const torch::Tensor& filter,
                        const torch::Tensor& bias, Grid g) {
-  SPRINT_CHECK(filter.dim() == 3 && filter.size(0) == kPoints, what, ": expected a (36, C_in, C_out) filter, got ",
-               filter.sizes());
+  SPRINT_CHECK(filter.dim() == 3 && (filter.size(0) == Tile<4>::kPoints || filter.size(0) == Tile<6>::kPoints), what,
+               ": expected a (36 or 64, C_in, C_out) filter from winograd_filter, got ", filter.sizes());
   const int64_t O = filter.size(2);
   check_input(what, input, filter, filter.size(1), bias, O);
   SPRINT_CHECK(g.repeats <= 0 || input.size(1) * g.repeats == 4 * O, what, ": a shortcut of ", g.repeats,
@@ -332,46 +475,9 @@ torch::Tensor winograd(const char* what, const torch::Tensor& input, const torch
   g.O = O;
   g.H = input.size(2) << g.up;
   g.W = input.size(3) << g.up;
-  g.th = (g.H + kOut - 1) / kOut;
-  g.tw = (g.W + kOut - 1) / kOut;
-
   const auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
-  auto y = torch::empty({g.B, O, g.H, g.W}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   const auto b = bias.defined() ? bias.contiguous() : bias;
-  if (y.numel() == 0) return y;
-
-  const int64_t per_tile = kPoints * (g.C + g.O);
-  const float* xp = x.data_ptr<float>();
-  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
-  float* yp = y.data_ptr<float>();
-  const auto opts = x.options();
-  // The 36 GEMMs (nt x C) * (C x O) of tiles [t0, t0 + nt) at V, M; point k's rows are 36 * C (36 * O) apart.
-  auto products = [&](float* V, float* M, int64_t nt) {
-    for (int64_t k = 0; k < kPoints; ++k) {
-      auto v = torch::from_blob(V + k * g.C, {nt, g.C}, {kPoints * g.C, 1}, opts);
-      auto m = torch::from_blob(M + k * g.O, {nt, g.O}, {kPoints * g.O, 1}, opts);
-      at::mm_out(m, v, filter[k]);
-    }
-  };
-  // Chunks of tiles: transform all of them (every thread), then 36 large GEMMs (threaded by the BLAS), then
-  // transform back. This beat per-thread blocks of tiles kept in cache with single-threaded GEMMs: at 128 -> 128
-  // channels, blocks of 28 tiles took 2.2x longer (sprint-bench --conv at 256x256).
-  const int64_t chunk = std::clamp<int64_t>(kChunkBytes / (per_tile * static_cast<int64_t>(sizeof(float))), 1, g.tiles());
-  float* V = workspace(chunk * per_tile);
-  float* M = V + chunk * kPoints * g.C;
-  std::vector<int32_t> shortcut;
-  if (g.repeats > 0)
-    for (int64_t phase = 0; phase < 4; ++phase)
-      for (int64_t o = 0; o < O; ++o) shortcut.push_back(static_cast<int32_t>((o * 4 + phase) / g.repeats));
-  const int32_t* sp = shortcut.empty() ? nullptr : shortcut.data();
-  for (int64_t t0 = 0; t0 < g.tiles(); t0 += chunk) {
-    const int64_t t1 = std::min(g.tiles(), t0 + chunk);
-    at::parallel_for(t0, t1, 4, [&](int64_t begin, int64_t end) { transform_inputs(xp, g, t0, begin, end, V); });
-    products(V, M, t1 - t0);
-    at::parallel_for(t0, t1, 4,
-                     [&](int64_t begin, int64_t end) { transform_outputs(M, xp, sp, g, t0, begin, end, bp, yp); });
-  }
-  return y;
+  return filter.size(0) == Tile<4>::kPoints ? winograd_tiles<4>(x, filter, b, g) : winograd_tiles<6>(x, filter, b, g);
 }
 }  // namespace
 
@@ -450,14 +556,17 @@ torch::Tensor DerivedWeight::get(const torch::Tensor& weight,
 
 torch::Tensor FastConv2dImpl::forward(const torch::Tensor& x) {
   if (!winograd || !winograd_applies(options, weight, bias, x)) return torch::nn::Conv2dImpl::forward(x);
-  return winograd_conv3x3(x, transformed_filter(), bias);
+  return winograd_conv3x3(x, transformed_filter(winograd_tile(x.size(2), x.size(3))), bias);
 }
 
-torch::Tensor FastConv2dImpl::transformed_filter() { return filter_.get(weight, winograd_filter); }
+torch::Tensor FastConv2dImpl::transformed_filter(int tile) {
+  SPRINT_CHECK(tile == 4 || tile == 6, "FastConv2d: the Winograd tile must be 4 or 6, got ", tile);
+  return (tile == 4 ? filter4_ : filter6_).get(weight, [tile](const torch::Tensor& w) { return winograd_filter(w, tile); });
+}
 
 torch::Tensor FastConv2dImpl::forward_silu(const torch::Tensor& x) {
   if (!winograd || !winograd_applies(options, weight, bias, x)) return torch::silu(torch::nn::Conv2dImpl::forward(x));
-  return winograd_conv3x3(x, transformed_filter(), bias, /*silu=*/true);
+  return winograd_conv3x3(x, transformed_filter(winograd_tile(x.size(2), x.size(3))), bias, /*silu=*/true);
 }
 
 int set_winograd(torch::nn::Module& module, bool on) {

@@ -1,10 +1,13 @@
 #include "sprint/runtime.h"
 
 #include <torch/torch.h>
+#include <ATen/Parallel.h>
 #include <torch/version.h>
 
 #include <malloc.h>
 
+#include <atomic>
+#include <bit>
 #include <climits>
 #include <cstdlib>
 #include <mutex>
@@ -40,6 +43,15 @@ int init_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(n);
   return torch::get_num_threads();
+}
+
+int parallel_loop_threads() {
+  // One item per thread id bit: each thread of the loop marks its own.
+  std::atomic<uint64_t> seen{0};
+  at::parallel_for(0, 4096, 1, [&](int64_t, int64_t) {
+    seen.fetch_or(uint64_t{1} << std::min(at::get_thread_num(), 63), std::memory_order_relaxed);
+  });
+  return std::popcount(seen.load());
 }
 
 bool cuda_available() { return torch::cuda::is_available(); }

@@ -267,7 +267,8 @@ torch::Tensor DCResBlockImpl::forward(const torch::Tensor& x) {
   // On the CPU fast path, conv2, the norm and the residual add are one pass (cpu_kernels.h).
   if (conv2->winograd && winograd_applies(conv2->options, conv2->weight, conv2->bias, h) &&
       fused_norm_applies(x, norm, x))
-    return winograd_conv3x3_norm(h, conv2->transformed_filter(), conv2->bias, norm->weight, norm->bias, norm->eps, x);
+    return winograd_conv3x3_norm(h, conv2->transformed_filter(winograd_tile(h.size(2), h.size(3))), conv2->bias,
+                                 norm->weight, norm->bias, norm->eps, x);
   return rms_norm_channels(conv2(h), norm, x);
 }
 
@@ -426,7 +427,8 @@ torch::Tensor DCUpBlock2dImpl::forward(const torch::Tensor& x) {
   // The CPU fast path (with the Winograd switch): upsampling, convolution, bias and shortcut as one pass at the
   // input's resolution.
   if (interpolate && conv->winograd && winograd_applies(conv->options, conv->weight, conv->bias, x))
-    return winograd_upsample_conv3x3(x, conv->transformed_filter(), conv->bias, shortcut ? repeats : 0);
+    return winograd_upsample_conv3x3(x, conv->transformed_filter(winograd_tile(2 * x.size(2), 2 * x.size(3))),
+                                     conv->bias, shortcut ? repeats : 0);
   torch::Tensor h;
   if (interpolate) {
     h = conv(F::interpolate(x, F::InterpolateFuncOptions()

@@ -1,17 +1,17 @@
-// 3x3 convolution by Winograd's minimal filtering F(4x4, 3x3) for float32 CPU inference.
+// 3x3 convolution by Winograd's minimal filtering F(4x4, 3x3) and F(6x6, 3x3) for float32 CPU inference.
 //
-// A direct 3x3 convolution costs 9 multiply-adds per output and input channel. F(4x4, 3x3) computes a 4x4 output
-// tile from a 6x6 input tile with 36 products per channel pair instead of 144: the input tile and the filter are
-// transformed (V = B^T d B, U = G g G^T), multiplied element-wise and summed over input channels, which is 36
-// independent GEMMs (tiles x C_in) * (C_in x C_out), and the result is transformed back (Y = A^T M A).
-// References: Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016), with the interpolation
-// points 0, +-1, +-2 and infinity; the matrices are written out in fast_conv.cpp.
+// A direct 3x3 convolution costs 9 multiply-adds per output and input channel. F(m x m, 3x3) computes an m x m
+// output tile from an (m + 2)^2 input tile with (m + 2)^2 products per channel pair instead of 9 m^2 (36 instead
+// of 144 for m = 4, 64 instead of 324 for m = 6): the input tile and the filter are transformed (V = B^T d B,
+// U = G g G^T), multiplied element-wise and summed over input channels, which is (m + 2)^2 independent GEMMs
+// (tiles x C_in) * (C_in x C_out), and the result is transformed back (Y = A^T M A). References: Lavin & Gray,
+// "Fast Algorithms for Convolutional Neural Networks" (2016), with the interpolation points 0, +-1, +-2 and
+// infinity (m = 4) and also +-1/2 (m = 6); the matrices are written out in fast_conv.cpp.
 //
-// The 3x3 convolutions are 85-90 % of the DC-AE's work. On the 2-core development machine the DC-AE f32c32's
-// shapes at 256x256 took 0.40-0.85x of torch's direct (oneDNN, NCHW) time each, 0.62x weighted over one encode
-// and decode (sprint-bench --conv); 128 -> 128 channels at full resolution gains least (memory-bound transforms).
-// The result equals the direct convolution up to float32 rounding (the transforms are exact in real arithmetic);
-// tests/unit/test_fast_conv.cpp bounds the difference against float64.
+// The 3x3 convolutions are 85-90 % of the DC-AE's work. F(6x6) does 21 % fewer products per output than F(4x4)
+// and moves 21 % less transformed data, and pays on large images (winograd_tile); its rounding error is about
+// 1.5-3x F(4x4)'s (tests/unit/test_fast_conv.cpp), still float32 rounding only: the transforms are exact in real
+// arithmetic, and tests/unit/test_fast_conv.cpp bounds the difference against float64.
 //
 // Memory: the transformed tiles of up to 64 MiB of work per chunk, kept per calling thread between calls.
 //
@@ -19,7 +19,7 @@
 // it can: kernel 3x3, stride 1, padding 1, dilation 1, groups 1, zero padding, at least 8 input and 8 output
 // channels (below that the transforms cost more than they save), float32 CPU tensors and no autograd
 // (GradMode off or nothing requiring grad). Everything else, training included, is torch's convolution. The
-// transformed filter is cached and rebuilt when the weight changes (its version counter or storage).
+// transformed filters are cached and rebuilt when the weight changes (its version counter or storage).
 #pragma once
 
 #include <torch/torch.h>
@@ -31,8 +31,14 @@
 
 namespace sprint {
 
-// U = G g G^T for a (C_out, C_in, 3, 3) filter, as (36, C_in, C_out) float32, computed in double.
-torch::Tensor winograd_filter(const torch::Tensor& weight);
+// U = G g G^T for a (C_out, C_in, 3, 3) filter, as ((tile + 2)^2, C_in, C_out) float32, computed in double:
+// tile 4 is F(4x4, 3x3) (36 points), 6 is F(6x6, 3x3) (64 points). The filter's size picks the algorithm in the
+// functions below.
+torch::Tensor winograd_filter(const torch::Tensor& weight, int tile = 4);
+
+// The faster tile for an output of height x width on the CPU: 6 from 96 x 96 on, else 4 (measurements in
+// fast_conv.cpp).
+int winograd_tile(int64_t height, int64_t width);
 
 // y = conv2d(x, weight, bias, stride 1, padding 1) given U = winograd_filter(weight). x: (B, C_in, H, W) float32 on
 // the CPU, any H, W >= 1; bias: (C_out) or undefined. The result is channels-last (memory format), like oneDNN's
@@ -72,15 +78,15 @@ struct FastConv2dImpl : torch::nn::Conv2dImpl {
   torch::Tensor forward(const torch::Tensor& x);
   // silu(forward(x)), the activation fused into the Winograd path's output transform when it applies.
   torch::Tensor forward_silu(const torch::Tensor& x);
-  // winograd_filter(weight), cached.
-  torch::Tensor transformed_filter();
+  // winograd_filter(weight, tile), cached per tile.
+  torch::Tensor transformed_filter(int tile = 4);
 
   // false: always torch's convolution (the exact diffusers arithmetic). The DC-AE's resampling blocks read it
   // too, for their own fast paths below.
   bool winograd = true;
 
  private:
-  DerivedWeight filter_;
+  DerivedWeight filter4_, filter6_;
 };
 TORCH_MODULE(FastConv2d);
 

@@ -18,6 +18,10 @@ int init_threads(int n = 0);
 // a child process: sprint-bench gives them to the diffusers scripts so both sides run with the same allocator.
 std::string malloc_settings_env();
 
+// How many threads the library's own CPU loops (at::parallel_for in its hand-written kernels) run on right now:
+// torch::get_num_threads() when they are built with OpenMP as LibTorch is, 1 when they are not.
+int parallel_loop_threads();
+
 // "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1". Throws sprint::Error with the reason when
 // CUDA is asked for but unavailable (CPU-only build, no driver, no device).
 torch::Device pick_device(const std::string& name);
