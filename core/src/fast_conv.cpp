@@ -50,9 +50,10 @@ constexpr int64_t kBlock = 64;  // channels transformed together (the tile buffe
 // (3 -> 128) or conv_out (128 -> 3) was 1.2-10x slower by Winograd than by oneDNN (sprint-bench --conv).
 constexpr int64_t kMinChannels = 8;
 // F(6x6, 3x3) from this output side on (winograd_tile). Measured on the 2-core development machine, F(6x6)
-// over F(4x4) per convolution: 0.65x at 128 channels on 512x512, 0.64x at 256 on 256x256, 0.83x at 512 on
-// 128x128, 0.71x at 128 on 96x96, but 1.1-1.3x at 64x64 and below with 32-512 channels (the 6x6 tiles overhang
-// small images and their transforms cost more per point).
+// over F(4x4) per convolution, both with their loops on 2 threads: 0.84-0.87x at 128 channels on 512x512,
+// 0.85-0.90x at 256 on 256x256, 0.91-0.94x at 512 on 128x128, 0.88x at 128 and 0.91x at 256 on 96x96, but
+// 1.05-1.5x at 64x64 with 32-512 channels (the 6x6 tiles overhang small images and their transforms cost more per
+// point).
 constexpr int64_t kLargeTileFrom = 96;
 
 // Work memory per chunk of tiles: V (tiles x points x C_in) and M (tiles x points x C_out) floats. Chunks bound

@@ -10,7 +10,7 @@
 //
 // The 3x3 convolutions are 85-90 % of the DC-AE's work. F(6x6) does 21 % fewer products per output than F(4x4)
 // and moves 21 % less transformed data, and pays on large images (winograd_tile); its rounding error is about
-// 1.5-3x F(4x4)'s (tests/unit/test_fast_conv.cpp), still float32 rounding only: the transforms are exact in real
+// 1.5-5x F(4x4)'s (tests/unit/test_fast_conv.cpp), still float32 rounding only: the transforms are exact in real
 // arithmetic, and tests/unit/test_fast_conv.cpp bounds the difference against float64.
 //
 // Memory: the transformed tiles of up to 64 MiB of work per chunk, kept per calling thread between calls.
