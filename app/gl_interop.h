@@ -1,4 +1,4 @@
-// CUDA-GL interop for the output texture (style.md P9 and 6.3 item 5): a frame that is already on the GPU goes into
+// CUDA-GL interop for the output texture (docs/architecture.md#display): a frame that is already on the GPU goes into
 // the texture's pixel-unpack buffer with a device-to-device copy (the buffer registered with CUDA once, mapped per
 // frame) instead of a trip through CPU memory. When interop is not available (a build without CUDA, no GPU, a GL
 // driver CUDA cannot share with, e.g. Mesa/Xvfb), the first attempt prints one clear message and every frame uses

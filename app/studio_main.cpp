@@ -8,7 +8,7 @@
 // At exit it prints "frames: N  p50 X ms  p99 Y ms  input-to-photon p50 Z ms" (UI frame time and the time from an
 // input that changed the canvas or the settings to the first displayed frame showing it) on stdout.
 //
-// The main loop follows imgui's example_glfw_opengl3 (style.md P9); everything app-specific is in Studio.
+// The main loop follows imgui's example_glfw_opengl3 (docs/architecture.md#display); the app itself is in Studio.
 #include <CLI/CLI.hpp>
 #include <epoxy/gl.h>  // before GLFW: our GL entry points come from libepoxy
 #define GLFW_INCLUDE_NONE

@@ -1,4 +1,4 @@
-// SANA ControlNet. See include/sprint/controlnet.h and ../shared/specs/inference.md section 2.
+// SANA ControlNet. See include/sprint/controlnet.h and docs/maths.md#controlnet.
 #include "sprint/controlnet.h"
 
 #include <filesystem>
@@ -13,7 +13,7 @@ namespace sprint {
 namespace {
 const char* injection_name(ControlInjection i) { return i == ControlInjection::AfterBlock ? "after_block" : "before_block"; }
 
-// A Sana 1.0 ControlNet's AdaLayerNormSingle was trained on flow timesteps x 1000 (inference.md section 2.5).
+// A Sana 1.0 ControlNet's AdaLayerNormSingle was trained on flow timesteps x 1000 (docs/maths.md#controlnet-time).
 constexpr double kSana1TimestepScale = 1000.0;
 }  // namespace
 

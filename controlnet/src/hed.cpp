@@ -1,4 +1,4 @@
-// HED network and photo -> scribble. See include/sprint/hed.h and ../shared/specs/inference.md section 7.
+// HED network and photo -> scribble. See include/sprint/hed.h and docs/maths.md#hed.
 #include "sprint/hed.h"
 
 #include <opencv2/core.hpp>

@@ -1,4 +1,4 @@
-// Scribble maps. See include/sprint/scribble.h and ../shared/specs/inference.md sections 6.2 and 7.3.
+// Scribble maps. See include/sprint/scribble.h and docs/maths.md#scribble.
 #include "sprint/scribble.h"
 
 #include <torch/torch.h>

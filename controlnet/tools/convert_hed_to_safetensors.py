@@ -5,7 +5,7 @@ ControlNetHED_Apache2) to safetensors for sprint::load_hed().
     python controlnet/tools/convert_hed_to_safetensors.py ControlNetHED.pth ControlNetHED.safetensors
 
 The file is read with torch.load(weights_only=True): plain tensors only, no pickled code runs. Every key and shape is
-checked against the layout in ../shared/specs/inference.md section 7.2 and printed; anything missing, extra or
+checked against the layout in docs/maths.md#hed (the key table) and printed; anything missing, extra or
 mis-shaped is an error (use --allow-mismatch to write the file anyway, e.g. for a reduced test network). Tensors are
 stored as they are (fp32 in the official file) unless --dtype says otherwise.
 """

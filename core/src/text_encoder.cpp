@@ -1,4 +1,4 @@
-// Gemma-2 text encoder. See include/sprint/text_encoder.h and ../shared/specs/inference.md section 4.
+// Gemma-2 text encoder. See include/sprint/text_encoder.h and docs/maths.md#gemma2.
 #include "sprint/text_encoder.h"
 
 #include <c10/util/BFloat16.h>

@@ -1,4 +1,4 @@
-// SANA transformer. See include/sprint/transformer.h and ../shared/specs/inference.md section 1.
+// SANA transformer. See include/sprint/transformer.h and docs/maths.md#transformer.
 #include "sprint/transformer.h"
 
 #include <cmath>

@@ -1,4 +1,4 @@
-// DC-AE autoencoder. See include/sprint/vae.h and ../shared/specs/inference.md section 3.
+// DC-AE autoencoder. See include/sprint/vae.h and docs/maths.md#dc-ae.
 #include "sprint/vae.h"
 
 #include <cmath>
@@ -173,7 +173,7 @@ void VaeConfig::validate(const std::string& source) const {
     if (!is_activation(a)) bad("decoder_act_fns", decoder_act_fns, "supported: silu, swish, relu, gelu, mish");
 }
 
-// Values from the Hub's mit-han-lab/dc-ae-f32c32-sana-1.0-diffusers vae config (spec 3.1).
+// Values from the Hub's mit-han-lab/dc-ae-f32c32-sana-1.0-diffusers vae config (docs/maths.md#dc-ae-config).
 VaeConfig VaeConfig::dc_ae_f32c32() {
   VaeConfig c;
   c.in_channels = 3;

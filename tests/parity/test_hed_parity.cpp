@@ -73,7 +73,7 @@ double iou(const torch::Tensor& a, const torch::Tensor& b) {
 }  // namespace
 
 TEST(HEDParity, OfficialLayoutMatchesTheSpecTable) {
-  // inference.md 7.2: module names are the state-dict keys of ControlNetHED.pth.
+  // docs/maths.md#hed (the key table): module names are the state-dict keys of ControlNetHED.pth.
   HED net;
   std::map<std::string, std::vector<int64_t>> shapes;
   for (const auto& p : net->named_parameters()) shapes[p.key()] = p.value().sizes().vec();

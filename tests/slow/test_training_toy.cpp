@@ -1,4 +1,4 @@
-// 2-D toy of the whole recipe (spec training.md §3, §7): a small MLP flow teacher trained with the flow-matching loss
+// 2-D toy of the whole recipe (docs/maths.md#teacher, #scm): a small MLP flow teacher trained with flow matching
 // on a mixture of 8 Gaussians, then distilled with the sCM loss (exact forward-mode JVP, tangent warm-up and
 // normalisation, adaptive logvar weighting) into a student whose ONE-step samples must match the teacher's
 // multi-step ODE samples. Writes test-artifacts/training/toy_scatter.png (data | teacher 100-step | student 1-step).
@@ -94,7 +94,7 @@ TEST(TrainingToy, ScmDistilledOneStepMatchesTeacher) {
   auto gen = make_generator(1234);
   const double sd = kSigmaData;
 
-  // ---- teacher: flow matching (spec §7, dense time s in [0, 1]) ----
+  // ---- teacher: flow matching (docs/maths.md#flow-matching-loss, dense time s in [0, 1]) ----
   ToyNet teacher;
   {
     torch::optim::Adam opt(teacher->parameters(), torch::optim::AdamOptions(2e-3));
@@ -117,7 +117,7 @@ TEST(TrainingToy, ScmDistilledOneStepMatchesTeacher) {
   auto z_teacher = teacher_sample(teacher, eval_noise, 100);
   auto z_teacher_1 = teacher_sample(teacher, eval_noise, 1);  // collapses towards the mean: the 1-step baseline
 
-  // ---- student: copy of the teacher + logvar head, sCM distillation (spec §3) ----
+  // ---- student: copy of the teacher + logvar head, sCM distillation (docs/maths.md#scm) ----
   ToyNet student;
   {
     torch::NoGradGuard no_grad;

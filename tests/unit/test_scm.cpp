@@ -42,7 +42,8 @@ TEST(TrigFlow, TimeMapEndpoints) {
 
 TEST(TrigFlow, TransformOfAnAnalyticFlowIsTheTrigFlowVelocity) {
   // For data x0' and noise eps', the exact flow velocity is v = eps' - x0' (a "perfect" model that knows the
-  // pair). The transformed output must then be the TrigFlow velocity -sin(t) x0' + cos(t) eps' (spec section 2).
+  // pair). The transformed output must then be the TrigFlow velocity -sin(t) x0' + cos(t) eps'
+  // (docs/maths.md#trigflow-transform).
   auto g = at::make_generator<at::CPUGeneratorImpl>(5);
   auto x0 = torch::randn({3, 4, 2, 2}, g, torch::kFloat64), eps = torch::randn({3, 4, 2, 2}, g, torch::kFloat64);
   auto t = torch::tensor({0.2, 0.9, 1.5}, torch::kFloat64);

@@ -1,4 +1,4 @@
-// Exact JVP (spec training.md §3.3): forward-mode AD and the double-backward identity against an analytic
+// Exact JVP (docs/maths.md#jvp): forward-mode AD and the double-backward identity against an analytic
 // derivative and against central finite differences of the tiny Sana student in float64.
 #include <gtest/gtest.h>
 #include <torch/torch.h>

@@ -1,4 +1,5 @@
-// sCM target and loss, CFG folding, time sampling, LADD losses/heads, flow-matching loss (spec training.md §3-§5, §7).
+// sCM target and loss, CFG folding, time sampling, LADD losses/heads, flow-matching loss (docs/maths.md#scm, #ladd,
+// #teacher).
 //
 // Analytic case: data x0 ~ N(0, a^2 I) in TrigFlow units, noise eps ~ N(0, sd^2 I), x_t = cos t x0 + sin t eps with
 // Var(x_t) = v(t) = a^2 cos^2 t + sd^2 sin^2 t. In flow units (z = x0 / sd ~ N(0, b^2), b = a / sd) the ideal

@@ -1,4 +1,4 @@
-// sprint-train controlnet: a SANA ControlNet (spec training.md §9) on a frozen flow teacher. The ControlNet copies the
+// sprint-train controlnet: a SANA ControlNet (docs/maths.md#controlnet) on a frozen flow teacher. It copies the
 // teacher's front end and first `controlnet.num_layers` blocks, with zero-initialised input and output projections
 // (so training starts exactly at the teacher); only it trains, with the teacher's flow-matching loss on
 // (picture, scribble condition, caption) data. Conditions come from picture_to_scribble on the augmented picture

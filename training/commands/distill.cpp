@@ -1,4 +1,4 @@
-// sprint-train distill: SANA-Sprint's hybrid distillation (spec training.md §3-§5, checklist §11) of a flow teacher
+// sprint-train distill: SANA-Sprint's hybrid distillation (docs/maths.md#scm, #ladd, #distill-step) of a flow teacher
 // (optionally with its ControlNet) into a 1-4 step Sprint student with a guidance embedding.
 //   G phase (one batch): sCM loss (TrigFlow teacher with CFG folded in, exact JVP of the student, tangent
 //     normalisation and warm-up, adaptive logvar weighting) + adv_lambda x LADD generator hinge loss on a second
@@ -179,7 +179,7 @@ int run_distill(const CommandLine& cl) {
     auto eps = dist.slice(randn(gen, dist.global_shape(x.sizes()), x.options())) * sd;
     return trigflow_noise(x, eps, t);
   };
-  // x0_hat of the student at a fresh, max-time weighted t (spec §5.4), with or without grad.
+  // x0_hat of the student at a fresh, max-time weighted t (docs/maths.md#max-time), with or without grad.
   auto student_x0 = [&](const torch::Tensor& x0, const TextCondition& c, const torch::Tensor& w) {
     auto t_new = dist.slice(apply_max_time(gen, sample_trigflow_time(gen, GB, sc.p_mean, sc.p_std),
                                            lc.largest_timestep_prob, lc.largest_timestep));

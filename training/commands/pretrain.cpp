@@ -1,4 +1,4 @@
-// sprint-train pretrain: the flow-matching teacher (spec training.md §2, §7) with the paper's stabilisers (dense
+// sprint-train pretrain: the flow-matching teacher (docs/maths.md#teacher) with the paper's stabilisers (dense
 // timestep: the network gets s in [0, 1], not 1000 s; QK RMSNorm in self- and cross-attention), trained with its
 // small Gemma-2 text encoder on (picture, caption) data, caption dropout for classifier-free guidance.
 //   loss = mean (v(x_s, s) - (e - z))^2, x_s = (1 - s) z + s e, s ~ logit-normal(mean, std) or U(0, 1).

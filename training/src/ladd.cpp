@@ -1,4 +1,4 @@
-// See include/sprint/training/ladd.h and ../shared/specs/training.md §5.
+// See include/sprint/training/ladd.h and docs/maths.md#ladd.
 #include "sprint/training/ladd.h"
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// See include/sprint/training/scm_loss.h and ../shared/specs/training.md §3.
+// See include/sprint/training/scm_loss.h and docs/maths.md#scm.
 #include "sprint/training/scm_loss.h"
 
 #include <algorithm>

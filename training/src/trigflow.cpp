@@ -1,4 +1,4 @@
-// See include/sprint/training/trigflow.h and ../shared/specs/training.md §2, §4.
+// See include/sprint/training/trigflow.h and docs/maths.md#trigflow, #cfg-folding.
 #include "sprint/training/trigflow.h"
 
 #include "sprint/error.h"

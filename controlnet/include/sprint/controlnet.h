@@ -8,7 +8,7 @@
 // condition latent, and one zero-initialised `controlnet_blocks.{j}` (Linear D -> D) per block whose outputs,
 // times the conditioning scale, are added to the main transformer's residual stream.
 //
-// Injection point (see inference.md section 2.3), chosen by the checkpoint's config key "control_injection":
+// Injection point (see docs/maths.md#control-injection), chosen by the checkpoint's config key "control_injection":
 //   "after_block"  (diffusers, the default for configs without the key): control stream starts at
 //                  patch_embed(x) + input_block(patch_embed(cond)); residual j is added after main block j+1.
 //   "before_block" (NVlabs original): control stream starts at main block 0's output + input_block(...);

@@ -3,7 +3,7 @@
 // Reference: https://github.com/NVlabs/Sana/blob/main/tools/controlnet/annotator/hed/__init__.py (HEDdetector,
 //            which Sana's get_scribble_map calls without resizing internally);
 //            https://github.com/huggingface/controlnet_aux/blob/master/src/controlnet_aux/hed/__init__.py
-//            Spec: ../shared/specs/inference.md section 7.
+//            Maths: docs/maths.md#hed.
 //
 // Network: input RGB float in 0..255 (no /255) minus the learned `norm` (1, 3, 1, 1); five DoubleConvBlocks, blocks
 // 2-5 starting with a 2x2 / stride-2 max-pool (floor); each block = n 3x3 convs (pad 1) each followed by ReLU, plus a

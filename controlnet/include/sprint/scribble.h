@@ -4,7 +4,7 @@
 // Reference: https://github.com/NVlabs/Sana/blob/main/tools/controlnet/utils.py (get_scribble_map,
 //            transform_control_signal);
 //            https://github.com/huggingface/controlnet_aux/blob/master/src/controlnet_aux/util.py (HWC3, nms).
-// Spec: ../shared/specs/inference.md sections 6.2 and 7.3.
+// Maths: docs/maths.md#scribble and #condition-image.
 //
 // Reference pipeline (photo or sketch, see hed.h: photo_to_scribble):
 //   HWC3 -> HED network -> soft edge map e (uint8) -> nms(e, 127, 3.0) -> GaussianBlur(sigma 3) -> > 4 ? 255 : 0
@@ -16,9 +16,10 @@
 // disappears). All OpenCV calls here use the reference's arguments and
 // default borders (reflect-101 for the blurs), so the post-processing is the reference's, bit for bit on uint8.
 //
-// Our own strokes (sketch_to_scribble, stroke_mask_to_scribble) do NOT go through an edge network (style.md 6.3
-// item 8: the live app calls this on every stroke change; HED at 1024^2 costs far more than a frame's budget on a
-// CPU). We replace "HED + nms" by a geometric stand-in and keep the rest of the post-processing unchanged:
+// Our own strokes (sketch_to_scribble, stroke_mask_to_scribble) do NOT go through an edge network
+// (docs/maths.md#stroke-scribble: the live app calls this on every stroke change; HED at 1024^2 costs far more than
+// a frame's budget on a CPU). We replace "HED + nms" by a geometric stand-in and keep the rest of the
+// post-processing unchanged:
 //   1. ink mask: luma < 128 (BT.601, RGBA composited on white as HWC3 does), or the caller's binary mask;
 //   2. rim = ink minus its erosion by a radius-4 octagon (3x3 square / 3x3 cross alternately, 4 times). Strokes up
 //      to 8 px wide have no interior and stay whole; wider shapes keep a 4 px band along their outline. This is

@@ -1,7 +1,7 @@
 // Gemma-2 text encoder as SANA uses it: the decoder stack (transformers `Gemma2Model`, no LM head) and SANA's
 // selection of prompt token states. Tokenisation lives in sprint::Tokenizer.
 // Reference: transformers 5.24 models/gemma2/modeling_gemma2.py (eager attention path), masking_utils.py;
-// diffusers pipelines/sana/pipeline_sana_sprint.py (encode_prompt). Spec: ../shared/specs/inference.md section 4.
+// diffusers pipelines/sana/pipeline_sana_sprint.py (encode_prompt). Maths: docs/maths.md#gemma2 and #prompt.
 //
 // Module and parameter names equal the checkpoint keys (`layers.3.self_attn.q_proj.weight`), so a
 // `text_encoder/model*.safetensors` binds with sprint::load_state_dict; a `model.` prefix (a checkpoint saved from

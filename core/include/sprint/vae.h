@@ -1,6 +1,6 @@
 // DC-AE autoencoder (diffusers `AutoencoderDC`), the SANA / SANA-Sprint VAE.
 // Reference: diffusers models/autoencoders/autoencoder_dc.py (+ SanaMultiscaleLinearAttention in
-// attention_processor.py, GLUMBConv in transformers/sana_transformer.py); ../shared/specs/inference.md section 3.
+// attention_processor.py, GLUMBConv in transformers/sana_transformer.py); docs/maths.md#dc-ae.
 //
 // Module and parameter names equal the diffusers checkpoint keys (`encoder.down_blocks.3.1.attn.to_q.weight`,
 // `decoder.up_blocks.2.0.conv.weight`, `decoder.norm_out.bias`), so `vae/diffusion_pytorch_model.safetensors` binds

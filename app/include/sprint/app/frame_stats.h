@@ -1,4 +1,4 @@
-// Frame timing for the HUD and the exit report (style.md P9, P13): a sample store with percentiles, and the
+// Frame timing for the HUD and the exit report (docs/architecture.md#pacing): a sample store with percentiles, and the
 // input-to-photon tracker (time from the input event that changed the canvas or the settings to the first displayed
 // frame that reflects it).
 // Header-only, no LibTorch or GL: the app and the unit tests share it. Not thread-safe (UI thread only).

@@ -1,7 +1,7 @@
-// Adaptive pacing for the live loop (style.md P9 and 6.3 items 1-3): newest input wins (LatestRequestSlot), and
+// Adaptive pacing for the live loop (docs/architecture.md#pacing): newest input wins (LatestRequestSlot), and
 // when a frame at the user's step count takes longer than a budget, frames made while the user is drawing use
 // fewer steps (1 by default); once input pauses (pen up, or no change for `pause_s`), the picture is refined at the
-// user's step count. Hysteresis as in P9: drafting starts when the estimated full-quality frame time exceeds
+// user's step count. Hysteresis: drafting starts when the estimated full-quality frame time exceeds
 // budget x high and stops when it falls below budget x low.
 // Header-only, no LibTorch: the app and the unit tests share it. UI thread only.
 #pragma once
@@ -13,7 +13,7 @@ namespace sprint {
 
 struct PacingOptions {
   bool enabled = true;
-  double budget_ms = 250;   // a frame slower than this while drawing is too slow (style.md 6.3: ~0.25 s per frame)
+  double budget_ms = 250;   // a frame slower than this while drawing is too slow (~0.25 s per frame)
   int drawing_steps = 1;    // steps while drawing when over budget
   double pause_s = 0.3;     // no input for this long = paused (refine)
   double low = 0.8, high = 1.2;  // hysteresis band around the budget

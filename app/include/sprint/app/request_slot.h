@@ -1,4 +1,4 @@
-// A one-slot "latest request" mailbox between the UI thread and the generation worker (style.md 6.3 items 1-3).
+// A one-slot "latest request" mailbox between the UI thread and the generation worker (docs/architecture.md#live-loop).
 //
 //   UI thread:  offer(key, payload, final)  -- never blocks on the model; newest input wins
 //   worker:     wait_take() -> generate -> finish()

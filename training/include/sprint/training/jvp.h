@@ -1,4 +1,4 @@
-// Exact Jacobian-vector products of a TrigFlow model (spec training.md §3.3).
+// Exact Jacobian-vector products of a TrigFlow model (docs/maths.md#jvp).
 //
 // J = dF(x, t)[v_x, v_t] = dF/dx . v_x + dF/dt . v_t, computed exactly (no finite differences), by
 //   - forward-mode AD (LibTorch dual tensors: torch::autograd::forward_ad::enter_dual_level, at::_make_dual,
@@ -7,7 +7,7 @@
 //     reverse passes through a graph of the vector-Jacobian product; about 3x the cost, for ops without a
 //     forward-AD formula.
 // A Sana model must run with set_explicit_attention(true) under JvpMethod::Forward: the fused SDPA kernels have no
-// forward-AD formula (spec §10).
+// forward-AD formula (docs/maths.md#jvp).
 #pragma once
 
 #include <torch/torch.h>

@@ -1,4 +1,4 @@
-// LADD adversarial part of SANA-Sprint (spec training.md §5): discriminator heads on frozen-teacher features,
+// LADD adversarial part of SANA-Sprint (docs/maths.md#ladd): discriminator heads on frozen-teacher features,
 // hinge losses, renoising and max-time weighting.
 #pragma once
 
@@ -12,7 +12,7 @@
 
 namespace sprint::training {
 
-// Hyperparameters of the adversarial part; defaults are the official 1.6B config (spec §5).
+// Hyperparameters of the adversarial part; defaults are the official 1.6B config (docs/maths.md#ladd).
 struct LaddConfig {
   std::vector<int> head_block_ids{2, 8, 14, 19};
   double disc_p_mean = -0.6;             // logit_mean_discriminator
@@ -68,9 +68,9 @@ struct DiscHeadImpl : torch::nn::Module {
 };
 TORCH_MODULE(DiscHead);
 
-// Discriminator = frozen Sana flow teacher + one DiscHead per hooked block (spec §5.1). The teacher is shared (not
-// registered as a submodule, so parameters() lists only the heads) and must have requires_grad off; gradients still
-// flow through it to the input.
+// Discriminator = frozen Sana flow teacher + one DiscHead per hooked block (docs/maths.md#ladd-discriminator). The
+// teacher is shared (not registered as a submodule, so parameters() lists only the heads) and must have
+// requires_grad off; gradients still flow through it to the input.
 struct SanaDiscriminatorImpl : torch::nn::Module {
   SanaDiscriminatorImpl(SanaTransformer2DModel teacher, std::vector<int> head_block_ids, int64_t virtual_batch = 8);
 
@@ -87,7 +87,7 @@ struct SanaDiscriminatorImpl : torch::nn::Module {
 };
 TORCH_MODULE(SanaDiscriminator);
 
-// Hinge losses (spec §5.5).
+// Hinge losses (docs/maths.md#hinge).
 torch::Tensor hinge_generator_loss(const torch::Tensor& fake_logits);  // -mean(D(fake))
 struct DiscriminatorLoss {
   torch::Tensor loss;       // 0.5 [mean relu(1 - D(real)) + mean relu(1 + D(fake))]
@@ -96,7 +96,8 @@ struct DiscriminatorLoss {
 };
 DiscriminatorLoss hinge_discriminator_loss(const torch::Tensor& real_logits, const torch::Tensor& fake_logits);
 
-// Renoising for the discriminator: x = cos t_D x0 + sin t_D eps, eps = sd * N(0, 1) from gen (spec §5.3).
+// Renoising for the discriminator: x = cos t_D x0 + sin t_D eps, eps = sd * N(0, 1) from gen
+// (docs/maths.md#ladd-renoise).
 torch::Tensor renoise(at::Generator& gen, const torch::Tensor& x0, const torch::Tensor& t_D,
                       double sigma_data = kSigmaData);
 

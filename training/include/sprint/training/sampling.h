@@ -1,4 +1,5 @@
-// Seeded random draws for training: noise, timesteps, CFG scales (spec training.md §3.1, §4.1, §5.3, §5.4, §7).
+// Seeded random draws for training: noise, timesteps, CFG scales (docs/maths.md#scm-time, #cfg-folding, #ladd-renoise,
+// #max-time, #flow-matching-loss).
 //
 // Every draw is made on the CPU from the given generator and then moved to `options`' device, so a seed gives the
 // same numbers on every device.
@@ -17,14 +18,14 @@ at::Generator make_generator(uint64_t seed);
 torch::Tensor randn(at::Generator& gen, at::IntArrayRef shape, const torch::TensorOptions& options = {});
 
 // The sCM / LADD "logit_normal_trigflow" time: t = arctan(exp(mean + std * n) / time_sigma), n ~ N(0, 1), (B,).
-// time_sigma is the reference's hard-coded 0.5 (spec §3.1).
+// time_sigma is the reference's hard-coded 0.5 (docs/maths.md#scm-time).
 torch::Tensor sample_trigflow_time(at::Generator& gen, int64_t batch, double mean, double std, double time_sigma = 0.5,
                                    const torch::TensorOptions& options = {});
 
-// Max-time weighting (spec §5.4): each sample of t is replaced by `max_t` with probability `prob`.
+// Max-time weighting (docs/maths.md#max-time): each sample of t is replaced by `max_t` with probability `prob`.
 torch::Tensor apply_max_time(at::Generator& gen, const torch::Tensor& t, double prob, double max_t);
 
-// Per-sample CFG scale drawn uniformly with replacement from `choices` (spec §4.1), (B,).
+// Per-sample CFG scale drawn uniformly with replacement from `choices` (docs/maths.md#cfg-folding), (B,).
 torch::Tensor sample_cfg_scale(at::Generator& gen, int64_t batch, const std::vector<double>& choices,
                                const torch::TensorOptions& options = {});
 

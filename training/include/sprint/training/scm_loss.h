@@ -1,5 +1,5 @@
-// sCM (continuous-time consistency) loss of SANA-Sprint (spec training.md §3), and the flow-matching loss used to
-// fine-tune the teacher (spec §7).
+// sCM (continuous-time consistency) loss of SANA-Sprint (docs/maths.md#scm), and the flow-matching loss used to
+// fine-tune the teacher (docs/maths.md#flow-matching-loss).
 #pragma once
 
 #include <torch/torch.h>
@@ -14,7 +14,7 @@
 
 namespace sprint::training {
 
-// Hyperparameters of the sCM part; defaults are the official 1.6B config (spec §3, §4).
+// Hyperparameters of the sCM part; defaults are the official 1.6B config (docs/maths.md#scm).
 struct ScmConfig {
   double sigma_data = kSigmaData;
   double p_mean = 0.2;                  // logit_mean
@@ -42,8 +42,9 @@ struct ScmTarget {
   torch::Tensor g_norm;  // ||g|| per sample, (B,)
 };
 
-// g = -cos^2 t (sd F_minus - dxdt) - r (cos t sin t x_t + sd J), norms per sample over all non-batch dims (spec §3.4).
-// J is the tangent of F along (cos t sin t dxdt / sd, cos t sin t) (spec §3.3). All inputs detached by the caller.
+// g = -cos^2 t (sd F_minus - dxdt) - r (cos t sin t x_t + sd J), norms per sample over all non-batch dims
+// (docs/maths.md#scm-target). J is the tangent of F along (cos t sin t dxdt / sd, cos t sin t) (docs/maths.md#jvp).
+// All inputs detached by the caller.
 ScmTarget scm_target(const torch::Tensor& F_minus, const torch::Tensor& dxdt, const torch::Tensor& x_t,
                      const torch::Tensor& J, const torch::Tensor& t, double r, double sigma_data = kSigmaData,
                      double norm_c = 0.1);
@@ -71,7 +72,7 @@ struct ScmStepResult {
   torch::Tensor logvar;          // with grad (or undefined)
 };
 
-// One sCM loss evaluation (spec §3, checklist §11 G steps 2-4):
+// One sCM loss evaluation (docs/maths.md#scm; G steps 2-4 of docs/maths.md#distill-step):
 //   x_t = cos t x0 + sin t eps; dxdt = teacher(x_t, t) (no grad);
 //   J = jvp(student, (x_t/sd, t), (cos t sin t dxdt/sd, cos t sin t)) (no grad);
 //   (F_theta, logvar) = student(x_t/sd, t) with grad; F_minus = stopgrad(F_theta); g, g_hat, loss.
@@ -80,8 +81,9 @@ struct ScmStepResult {
 ScmStepResult scm_step(const TrigModel& student, const VelocityFn& teacher_velocity, const torch::Tensor& x0,
                        const torch::Tensor& eps, const torch::Tensor& t, double r, const ScmConfig& config = {});
 
-// Flow-matching loss (spec §2, §7): x_s = (1 - s) z + s e, target v = e - z, loss = mean (v_hat(x_s, s) - v)^2.
-// z: unit-variance latent (B, ...), e ~ N(0, 1) like z, s (B,) in (0, 1) (the dense time fed to the model).
+// Flow-matching loss (docs/maths.md#flow-matching-loss): x_s = (1 - s) z + s e, target v = e - z,
+// loss = mean (v_hat(x_s, s) - v)^2. z: unit-variance latent (B, ...), e ~ N(0, 1) like z, s (B,) in (0, 1) (the
+// dense time fed to the model).
 torch::Tensor flow_matching_loss(const FlowModel& model, const torch::Tensor& z, const torch::Tensor& e,
                                  const torch::Tensor& s);
 

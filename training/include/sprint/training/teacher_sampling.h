@@ -1,5 +1,5 @@
 // Multi-step ODE samplers of a flow-matching teacher with classifier-free guidance, for sample grids, evaluation and
-// the paper's Table 1 (Flow-Euler vs TrigFlow-Euler on the same teacher, spec training.md §2).
+// the paper's Table 1 (Flow-Euler vs TrigFlow-Euler on the same teacher, docs/maths.md#teacher-samplers).
 //   Flow-Euler:     s_i = 1 - i/N; x <- x + (s_{i+1} - s_i) v(x, s_i), x_1 = noise ~ N(0, 1).
 //   TrigFlow-Euler: t_i = (pi/2)(1 - i/N); x <- x + (t_{i+1} - t_i) sd F(x / sd, t_i), x_{pi/2} = sd * noise; the
 //                   result is divided by sd. F is the TrigFlow transform of the same teacher (trigflow_output).

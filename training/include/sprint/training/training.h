@@ -1,4 +1,4 @@
-// Umbrella header of sprint_training: the SANA-Sprint sCM + LADD distillation maths (spec ../shared/specs/training.md).
+// Umbrella header of sprint_training: the SANA-Sprint sCM + LADD distillation maths (docs/maths.md).
 #pragma once
 
 #include "sprint/training/jvp.h"

@@ -1,6 +1,6 @@
-// TrigFlow view of flow-matching models for training (spec training.md §2, §4): the dtype-preserving, forward-AD
-// friendly wrapper, the teacher velocity with classifier-free guidance folded in, and the Sana student/teacher
-// adapters.
+// TrigFlow view of flow-matching models for training (docs/maths.md#trigflow, #cfg-folding): the dtype-preserving,
+// forward-AD friendly wrapper, the teacher velocity with classifier-free guidance folded in, and the Sana
+// student/teacher adapters.
 //
 // Conventions (as the reference training code): a TrigFlow model takes x_scaled = x_t / sigma_d and the TrigFlow time
 // t (B,), and returns F (B, C, H, W); the PF-ODE velocity in latent units is dx_t/dt = sigma_d * F, the clean estimate
@@ -31,16 +31,17 @@ using TrigModel = std::function<TrigOutput(const torch::Tensor& x_scaled, const 
 // the float64 derivative checks at float32 precision).
 torch::Tensor flow_time(const torch::Tensor& t);
 
-// F(x_scaled, t) of a flow-matching velocity model (spec §2 steps 1-5), dtype preserved, no detach: usable under
-// reverse- and forward-mode AD. t is (B,); the flow model gets (x_fm, s) with s (B,).
+// F(x_scaled, t) of a flow-matching velocity model (docs/maths.md#trigflow-transform steps 1-5), dtype preserved, no
+// detach: usable under reverse- and forward-mode AD. t is (B,); the flow model gets (x_fm, s) with s (B,).
 torch::Tensor trigflow_output(const FlowModel& flow, const torch::Tensor& x_scaled, const torch::Tensor& t);
 
 // Wraps a flow model as a TrigModel without logvar.
 TrigModel as_trig_model(FlowModel flow);
 
-// Teacher velocity in latent units with CFG folded in (spec §4.1): dxdt = u_unc + w (u_c - u_unc), u = sigma_d * F.
-// `teacher_pair` is evaluated once on the doubled batch [x; x], [t; t] and must treat rows [0, B) as unconditional
-// and rows [B, 2B) as conditional. w: (B,) per-sample scale. Runs under no_grad; the result is detached.
+// Teacher velocity in latent units with CFG folded in (docs/maths.md#cfg-folding): dxdt = u_unc + w (u_c - u_unc),
+// u = sigma_d * F. `teacher_pair` is evaluated once on the doubled batch [x; x], [t; t] and must treat rows [0, B) as
+// unconditional and rows [B, 2B) as conditional. w: (B,) per-sample scale. Runs under no_grad; the result is
+// detached.
 torch::Tensor cfg_velocity(const TrigModel& teacher_pair, const torch::Tensor& x_t, const torch::Tensor& t,
                            const torch::Tensor& w, double sigma_data = kSigmaData);
 // Without guidance (the reference's single conditional pass when CFG is off): dxdt = sigma_d * F.
@@ -56,9 +57,9 @@ struct TextCondition {
 };
 
 // A Sana flow teacher (no guidance embeds, no logvar) bound as the doubled-batch CFG pair: rows [0, B) use `uncond`,
-// rows [B, 2B) `cond`. The model is held by reference-counted handle; the dense timestep s is fed directly (spec §2.3).
-// With a ControlNet `cn`, both halves get cond.control (guidance acts on the text only, as in Sana's ControlNet
-// pipeline).
+// rows [B, 2B) `cond`. The model is held by reference-counted handle; the dense timestep s is fed directly
+// (docs/maths.md#dense-time). With a ControlNet `cn`, both halves get cond.control (guidance acts on the text only,
+// as in Sana's ControlNet pipeline).
 TrigModel sana_teacher_pair(SanaTransformer2DModel teacher, TextCondition cond, TextCondition uncond,
                             SanaControlNetModel cn = nullptr);
 // The same teacher with one conditioning (discriminator features, no-CFG runs).
@@ -67,11 +68,11 @@ TrigModel sana_teacher(SanaTransformer2DModel teacher, TextCondition cond, SanaC
 FlowModel sana_flow_model(SanaTransformer2DModel teacher, TextCondition cond, SanaControlNetModel cn = nullptr);
 
 // The Sprint student: a Sana transformer with guidance embeds plus the adaptive-weighting head `logvar`
-// (Linear(D -> 1) on the embedded timestep, which already includes the guidance embedding, spec §3.5).
+// (Linear(D -> 1) on the embedded timestep, which already includes the guidance embedding, docs/maths.md#logvar).
 struct SanaStudentImpl : torch::nn::Module {
   // `transformer` must have guidance_embeds = true. The logvar head is xavier-uniform with zero bias, the guidance
-  // embedder's last linear is zero-initialised when zero_init_guidance (spec §4.3) so the student starts at the
-  // teacher.
+  // embedder's last linear is zero-initialised when zero_init_guidance (docs/maths.md#student-init) so the student
+  // starts at the teacher.
   SanaStudentImpl(SanaTransformer2DModel transformer, bool zero_init_guidance = true);
   // Adds a ControlNet (registered as "controlnet", trained with the student); text.control then feeds it.
   void attach_controlnet(SanaControlNetModel cn);

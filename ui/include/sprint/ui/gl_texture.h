@@ -2,7 +2,7 @@
 //
 // upload_image() is the one seam where frames enter GL: the later CUDA-GL interop path (a texture or PBO
 // registered with cudaGraphicsGLRegisterBuffer once, mapped per frame) goes behind the same call, with this CPU
-// copy as the remembered fallback (style.md P9).
+// copy as the remembered fallback (docs/architecture.md#display).
 // Needs a current GL 3.3 context; functions here never throw.
 #pragma once
 
