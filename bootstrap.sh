@@ -26,7 +26,7 @@ apt_packages=(
   build-essential cmake ninja-build pkg-config python3 python3-venv
   libimgui-dev libglfw3-dev libepoxy-dev libopencv-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev
   libspdlog-dev libfmt-dev libpng-dev libgtest-dev libgmock-dev libbenchmark-dev libicu-dev libgloo-dev
-  xvfb xauth libgl1-mesa-dri mesa-utils fonts-noto-color-emoji python3-emoji
+  xvfb xauth libgl1-mesa-dri mesa-utils fonts-noto-color-emoji python3-emoji ruby-gemojione librsvg2-bin
 )
 
 install_apt() {

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Rebuilds the bundled default model (assets/models/sprint-emoji-64) and its evaluation report (assets/eval) from
+# Rebuilds the bundled default model (assets/models/sprint-emoji-128) and its evaluation report (assets/eval) from
 # Debian-packaged data only, with our own commands. Called by `./bootstrap.sh model [--smoke]`.
 #
 #   training/rebuild_bundled_model.sh BUILD_DIR PYTHON [--smoke]
 #
 # Stages (each is skipped when its output model exists, and resumed when its run folder has a checkpoint):
-#   1. dataset     training/data/build_emoji_dataset.py   -> out/data/emoji        (Noto Color Emoji + CLDR names)
-#   2. tokenizer   training/data/train_tokenizer.py       -> training/runs/emoji/tokenizer
-#   3. autoencoder sprint-train autoencoder               -> training/runs/emoji/autoencoder/model/vae
-#   4. teacher     sprint-train pretrain                  -> training/runs/emoji/teacher/model
-#   5. controlnet  sprint-train controlnet                -> training/runs/emoji/controlnet/model
-#   6. student     sprint-train distill (sCM + LADD)      -> training/runs/emoji/student/model
+#   1. dataset     training/data/build_emoji_dataset.py   -> out/data/emoji128     (Noto + EmojiOne, CLDR names)
+#   2. tokenizer   training/data/train_tokenizer.py       -> training/runs/emoji128/tokenizer
+#   3. autoencoder sprint-train autoencoder               -> training/runs/emoji128/autoencoder/model/vae
+#   4. teacher     sprint-train pretrain                  -> training/runs/emoji128/teacher/model
+#   5. controlnet  sprint-train controlnet                -> training/runs/emoji128/controlnet/model
+#   6. student     sprint-train distill (sCM + LADD)      -> training/runs/emoji128/student/model
 #   7. ablations   sprint-train distill, 600 generator updates each: sCM only, LADD only, sCM + LADD, max-time 0 %
 #   8. classifier  sprint-train classifier (feature net of the Fréchet distance)
 #   9. eval        sprint-train eval                      -> assets/eval/report.md + grids
-#  10. publish     student/model -> assets/models/sprint-emoji-64 (+ model card)
+#  10. publish     student/model -> assets/models/sprint-emoji-128 (+ model card)
+# The first bundled model (64 px, Noto only, edge-map conditions) was made by the same stages with
+# training/configs/emoji; its runs are in training/runs/emoji.
 # --smoke runs every stage for 2 steps on 40 emoji into out/smoke (CI uses the same path through the slow tests);
 # it never touches training/runs or assets.
 set -euo pipefail
@@ -24,11 +26,11 @@ py="${2:?usage: rebuild_bundled_model.sh BUILD_DIR PYTHON [--smoke]}"
 smoke="${3:-}"
 train="$build/bin/sprint-train"
 cd "$here"
-cfg=training/configs/emoji  # relative: the paths end up in reports and configs that are committed
+cfg=training/configs/emoji128  # relative: the paths end up in reports and configs that are committed
 log() { printf '\033[1m[model]\033[0m %s\n' "$*" >&2; }
 
-runs=training/runs/emoji
-data=out/data/emoji
+runs=training/runs/emoji128
+data=out/data/emoji128
 extra=()
 if [ "$smoke" = "--smoke" ]; then
   runs=out/smoke/runs
@@ -77,13 +79,13 @@ run "ablation max-time 0 %" "$runs/student-maxtime0" distill "$cfg/distill.json"
   --set ladd.largest_timestep_prob=0 $(ablation_steps 1200)
 run classifier "$runs/classifier" classifier "$cfg/classifier.json"
 
-report=assets/eval; model_dest=assets/models/sprint-emoji-64
-if [ "$smoke" = "--smoke" ]; then report=out/smoke/eval; model_dest=out/smoke/sprint-emoji-64; fi
+report=assets/eval; model_dest=assets/models/sprint-emoji-128
+if [ "$smoke" = "--smoke" ]; then report=out/smoke/eval; model_dest=out/smoke/sprint-emoji-128; fi
 log "eval -> $report"
 "$train" eval --config "$cfg/eval.json" --set data.dir="$data" --set out="$report" \
   --set feature_net="$runs/classifier/model" --set teacher="$runs/controlnet/model" \
   --set "students={\"bundled\": \"$runs/student/model\", \"scm\": \"$runs/student-scm/model\", \"ladd\": \"$runs/student-ladd/model\", \"scm+ladd\": \"$runs/student-scm-ladd/model\", \"scm+ladd maxtime0\": \"$runs/student-maxtime0/model\"}" \
-  $( [ "$smoke" = "--smoke" ] && echo "--set teacher_steps=[2] --set limit=4" )
+  $( [ "$smoke" = "--smoke" ] && echo "--set teacher_steps=[2] --set limit=4 --set transfer.limit=4 --set fd.seeds_per_item=1 --set fd.reference=heldout --set bootstrap.resamples=20" )
 
 log "publish -> $model_dest"
 rm -rf "$model_dest.tmp"

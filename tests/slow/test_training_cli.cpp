@@ -150,7 +150,7 @@ TEST(TrainingCli, SmokeOfTheBundledModelRecipeLoadsInThePipeline) {
   ASSERT_EQ(std::system((py + " " + src + "/training/data/train_tokenizer.py --captions " + data + "/captions.txt --out " +
                          dir + "/tok --vocab-size 320 > " + dir + "/tok.log 2>&1").c_str()), 0)
       << slurp(dir + "/tok.log");
-  const std::string cfgs = src + "/training/configs/emoji/";
+  const std::string cfgs = src + "/training/configs/emoji128/";
   const std::vector<std::string> quick = {"--data-dir", data, "--threads", "2", "--steps", "2", "--batch", "8",
                                           "--ckpt-every", "1", "--sample-every", "2"};
   // sprint-train CMD --config CONFIG, the quick flags, then `extra` (a later flag wins), logged to dir/LOG.
@@ -228,7 +228,7 @@ TEST(TrainingCli, SmokeOfTheBundledModelRecipeLoadsInThePipeline) {
   for (const char* f : {"loss.png", "metrics.jsonl", "config.json", "samples/step-0000002.png"})
     EXPECT_TRUE(fs::exists(dir + "/distill/" + f)) << f;
 
-  // The student folder is what the app loads: the pipeline reads it unchanged and draws a 64x64 picture.
+  // The student folder is what the app loads: the pipeline reads it unchanged and draws a 128x128 picture.
   auto p = sprint::ControlPipeline::load(dir + "/distill/model");
   auto sketch = torch::full({256, 256, 3}, 255, torch::kUInt8);
   sketch.narrow(0, 60, 8).narrow(1, 40, 160).fill_(0);
@@ -236,8 +236,8 @@ TEST(TrainingCli, SmokeOfTheBundledModelRecipeLoadsInThePipeline) {
   sprint::GenerateRequest req;
   req.prompt = "red apple";
   req.steps = 1;
-  req.width = req.height = 64;
+  req.width = req.height = 128;
   auto out = p->generate(req);
-  EXPECT_EQ(out.image.sizes(), (std::vector<int64_t>{1, 3, 64, 64}));
+  EXPECT_EQ(out.image.sizes(), (std::vector<int64_t>{1, 3, 128, 128}));
   EXPECT_TRUE(torch::isfinite(out.image).all().item<bool>());
 }

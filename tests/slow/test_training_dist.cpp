@@ -311,22 +311,42 @@ TEST(TrainingDist, EnvironmentParsing) {
 TEST(TrainingDist, BatchRowsAreThoseRowsOfTheWholeBatch) {
   using namespace sprint::training;
   auto data = ImageCaptionDataset::load(disc_dataset("dist_rows_data", 8), "train", 0);
+  // The first model's augmentation, and the sketch-faithful one (geometry, silhouette cuts, sketch style), whose
+  // per-row draws come from a seed drawn for every row.
+  AugmentOptions plain;
+  plain.caption_dropout = 0.4;
+  AugmentOptions v2 = plain;
+  v2.max_rotate = 25;
+  v2.max_stretch = 0.25;
+  v2.elastic = 0.05;
+  v2.shape_transfer = 0.5;
+  v2.sketch.enabled = true;
+  v2.sketch.outline_only = 0.3;
+  v2.sketch.drop_inner = 0.4;
+  v2.sketch.jitter = 0.01;
+  v2.sketch.min_pen = 2;
+  v2.sketch.max_pen = 7;
+  v2.sketch.partial = 0.3;
+  for (const auto& aug : {plain, v2}) {
+    SCOPED_TRACE(aug.sketch.enabled ? "sketch-faithful augmentation" : "plain augmentation");
+    sprint::PictureEdgeOptions edges;
+    const std::vector<int64_t> idx = {0, 3, 1, 6, 2, 5, 4, 0};
+    auto g_all = make_generator(11);
+    auto all = make_batch(data, idx, 16, g_all, aug, true, edges);
+    for (auto [first, count] : std::vector<std::pair<int64_t, int64_t>>{{0, 8}, {0, 4}, {4, 4}, {3, 2}, {7, 1}}) {
+      SCOPED_TRACE("rows " + std::to_string(first) + " +" + std::to_string(count));
+      auto g = make_generator(11);
+      auto part = make_batch_rows(data, idx, first, count, 16, g, aug, true, edges);
+      EXPECT_TRUE(torch::equal(part.images, all.images.narrow(0, first, count)));
+      EXPECT_TRUE(torch::equal(part.conditions, all.conditions.narrow(0, first, count)));
+      EXPECT_EQ(part.captions, std::vector<std::string>(all.captions.begin() + first, all.captions.begin() + first + count));
+      EXPECT_EQ(part.indices, std::vector<int64_t>(idx.begin() + first, idx.begin() + first + count));
+      EXPECT_TRUE(torch::equal(g.get_state(), g_all.get_state()));
+    }
+  }
   AugmentOptions aug;
-  aug.caption_dropout = 0.4;
   sprint::PictureEdgeOptions edges;
   const std::vector<int64_t> idx = {0, 3, 1, 6, 2, 5, 4, 0};
-  auto g_all = make_generator(11);
-  auto all = make_batch(data, idx, 16, g_all, aug, true, edges);
-  for (auto [first, count] : std::vector<std::pair<int64_t, int64_t>>{{0, 8}, {0, 4}, {4, 4}, {3, 2}, {7, 1}}) {
-    SCOPED_TRACE("rows " + std::to_string(first) + " +" + std::to_string(count));
-    auto g = make_generator(11);
-    auto part = make_batch_rows(data, idx, first, count, 16, g, aug, true, edges);
-    EXPECT_TRUE(torch::equal(part.images, all.images.narrow(0, first, count)));
-    EXPECT_TRUE(torch::equal(part.conditions, all.conditions.narrow(0, first, count)));
-    EXPECT_EQ(part.captions, std::vector<std::string>(all.captions.begin() + first, all.captions.begin() + first + count));
-    EXPECT_EQ(part.indices, std::vector<int64_t>(idx.begin() + first, idx.begin() + first + count));
-    EXPECT_TRUE(torch::equal(g.get_state(), g_all.get_state()));
-  }
   auto g = make_generator(11);
   EXPECT_TRUE(sprint::test::throws_with([&] { make_batch_rows(data, idx, 6, 3, 16, g, aug, false, edges); },
                                         {"rows [6, 9) of a batch of 8"}));

@@ -1,6 +1,8 @@
 // sprint-train autoencoder: a small DC-AE-family autoencoder (diffusers AutoencoderDC layout) on the dataset's
 // pictures. Loss: L1 + MSE on the reconstruction plus a small latent L2 that keeps the latent scale bounded (DC-AE
-// has no KL term). At the end the latent std over the training split sets `scaling_factor`, and the model is written
+// has no KL term). `condition_fraction` of the rows (drawn per step over the global batch) are the condition maps of
+// their pictures instead (white lines on black, as the ControlNet's pipeline encodes them), so the latent also keeps a
+// sketch's lines, not only what pictures need. At the end the latent std over the training split sets `scaling_factor`, and the model is written
 // to out/model/vae/ (config.json + diffusion_pytorch_model.safetensors), the folder pretrain's `vae` key names.
 #include <iostream>
 
@@ -19,6 +21,7 @@ int run_autoencoder(const CommandLine& cl) {
   const double latent_l2 = cfg.get_range("loss.latent_l2", 1e-4, 0.0, 1.0);
   const double mse_weight = cfg.get_range("loss.mse", 1.0, 0.0, 100.0);
   const double l1_weight = cfg.get_range("loss.l1", 1.0, 0.0, 100.0);
+  const double condition_fraction = cfg.get_range("condition_fraction", 0.0, 0.0, 1.0);
   SPRINT_CHECK(cfg.has("model"), cfg.source(), ": 'model' (the AutoencoderDC config) is required");
   auto model_json = cfg.get<nlohmann::json>("model", nlohmann::json::object());
   const auto vc = VaeConfig::from_json(model_json, cfg.source() + " 'model'");
@@ -51,8 +54,14 @@ int run_autoencoder(const CommandLine& cl) {
     vae->train();
     set_lr(*opt, s.lr, step, s.warmup_steps);
     // This rank's rows of the global batch (all of it in a single process); the generator advances as for all rows.
+    const bool with_maps = condition_fraction > 0;
     auto b = make_batch_rows(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), first_row,
-                             local_batch, s.resolution, gen, s.aug, false, s.edges);
+                             local_batch, s.resolution, gen, s.aug, with_maps, s.edges);
+    if (with_maps) {
+      // Drawn for the whole global batch, then this rank's rows: the same rows as a single process would pick.
+      auto pick = dist.slice(torch::rand({s.batch}, gen) < condition_fraction).view({-1, 1, 1, 1});
+      b.images = torch::where(pick, b.conditions, b.images);
+    }
     auto z = vae->encode(b.images);
     auto rec = vae->decode(z);
     auto l1 = (rec - b.images).abs().mean();
@@ -70,15 +79,20 @@ int run_autoencoder(const CommandLine& cl) {
                                          {"mse", mse.item<double>()}, {"latent_rms", std::sqrt(zl2.item<double>())},
                                          {"grad_norm", gnorm}};
   };
-  // Samples: held-out originals (top) over their reconstructions (bottom).
+  // Samples: held-out originals over their reconstructions; with condition maps in training, their maps over theirs.
   hooks.samples = [&](int64_t, const std::string& file) {
     torch::NoGradGuard ng;
     vae->eval();
     std::vector<int64_t> idx;
     for (int64_t i = 0; i < std::min<int64_t>(8, held.size()); ++i) idx.push_back(i);
-    auto b = make_eval_batch(held, idx, s.resolution, false, s.edges);
-    auto rec = vae->decode(vae->encode(b.images));
-    save_image_grid(file, torch::cat({b.images, rec}, 0), static_cast<int64_t>(idx.size()), 4);
+    const bool with_maps = condition_fraction > 0;
+    auto b = make_eval_batch(held, idx, s.resolution, with_maps, s.edges);
+    std::vector<torch::Tensor> rows{b.images, vae->decode(vae->encode(b.images))};
+    if (with_maps) {
+      rows.push_back(b.conditions);
+      rows.push_back(vae->decode(vae->encode(b.conditions)));
+    }
+    save_image_grid(file, torch::cat(rows, 0), static_cast<int64_t>(idx.size()), 4);
   };
   run_loop(run, state, s, start, hooks);
   if (!run.writer()) return 0;  // data parallel: rank 0 publishes

@@ -46,7 +46,23 @@ CommonSettings read_common(ConfigFile& cfg) {
   s.aug.max_shift = cfg.get_range("augment.max_shift", s.aug.max_shift, 0.0, 0.5);
   s.aug.min_scale = cfg.get_range("augment.min_scale", s.aug.min_scale, 0.25, 4.0);
   s.aug.max_scale = cfg.get_range("augment.max_scale", s.aug.max_scale, s.aug.min_scale, 4.0);
+  s.aug.max_rotate = cfg.get_range("augment.max_rotate", s.aug.max_rotate, 0.0, 180.0);
+  s.aug.max_stretch = cfg.get_range("augment.max_stretch", s.aug.max_stretch, 0.0, 1.0);
+  s.aug.elastic = cfg.get_range("augment.elastic", s.aug.elastic, 0.0, 0.25);
+  s.aug.shape_transfer = cfg.get_range("augment.shape_transfer", s.aug.shape_transfer, 0.0, 1.0);
   s.aug.caption_dropout = cfg.get_range("augment.caption_dropout", s.aug.caption_dropout, 0.0, 1.0);
+  auto& sk = s.aug.sketch;
+  sk.enabled = cfg.get<bool>("sketch.enabled", sk.enabled);
+  sk.outline_only = cfg.get_range("sketch.outline_only", sk.outline_only, 0.0, 1.0);
+  sk.drop_inner = cfg.get_range("sketch.drop_inner", sk.drop_inner, 0.0, 1.0);
+  sk.jitter = cfg.get_range("sketch.jitter", sk.jitter, 0.0, 0.1);
+  sk.min_pen = static_cast<int>(cfg.get_range("sketch.min_pen", int64_t{sk.min_pen}, 1, 64));
+  sk.max_pen = static_cast<int>(cfg.get_range("sketch.max_pen", int64_t{sk.max_pen}, int64_t{sk.min_pen}, 64));
+  sk.partial = cfg.get_range("sketch.partial", sk.partial, 0.0, 1.0);
+  sk.min_partial = cfg.get_range("sketch.min_partial", sk.min_partial, 0.0, 1.0);
+  sk.min_thickness = static_cast<int>(cfg.get_range("sketch.min_thickness", int64_t{sk.min_thickness}, 0, 24));
+  sk.max_thickness =
+      static_cast<int>(cfg.get_range("sketch.max_thickness", int64_t{sk.max_thickness}, int64_t{sk.min_thickness}, 24));
   s.aug.caption_variants = cfg.get<bool>("augment.caption_variants", s.aug.caption_variants);
   s.edges.canvas = static_cast<int>(cfg.get_range("edges.canvas", int64_t{s.edges.canvas}, 16, 8192));
   s.edges.pen_width = static_cast<int>(cfg.get_range("edges.pen_width", int64_t{s.edges.pen_width}, 1, 64));

@@ -32,11 +32,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include "commands.h"
 #include "common.h"
 #include "models.h"
+#include "transfer.h"
 #include "sprint/control_pipeline.h"
 #include "sprint/controlnet.h"
 #include "sprint/error.h"
@@ -63,12 +65,36 @@ struct Arm {
   std::vector<torch::Tensor> images, latents;  // per item: (1, 3, R, R) in [-1, 1]; (1, C, h, w) transformer units
   double ms = 0;                               // total model time
   double fd = NAN, edge_f1 = NAN, edge_p = NAN, edge_r = NAN, mse = NAN;
+  Interval fd_ci{NAN, NAN, NAN}, f1_ci{NAN, NAN, NAN}, fidelity{NAN, NAN, NAN};  // 95 % bootstrap intervals
   json to_json() const {
     auto num = [](double v) { return std::isnan(v) ? json(nullptr) : json(v); };
+    auto ci = [&](const Interval& v) { return json::array({num(v.lo), num(v.hi)}); };
     return {{"model", model}, {"sampler", sampler}, {"steps", steps}, {"nfe", nfe}, {"fd", num(fd)},
-            {"edge_f1", num(edge_f1)}, {"edge_precision", num(edge_p)}, {"edge_recall", num(edge_r)},
-            {"mse_vs_reference", num(mse)},
+            {"fd_ci95", ci(fd_ci)}, {"edge_f1", num(edge_f1)}, {"edge_f1_ci95", ci(f1_ci)},
+            {"edge_precision", num(edge_p)}, {"edge_recall", num(edge_r)}, {"mse_vs_reference", num(mse)},
+            {"prompt_fidelity", num(fidelity.value)}, {"prompt_fidelity_ci95", ci(fidelity)},
             {"ms_per_image", images.empty() ? json(nullptr) : json(ms / static_cast<double>(images.size()))}};
+  }
+};
+
+// One model at one step count on the sketch-transfer cases (transfer.h): per-case metrics by kind, and the images
+// of the first grid.count cases of each kind.
+struct TransferArm {
+  std::string model;
+  int steps = 0;
+  std::map<std::string, std::vector<double>> iou, f1, hit;
+  std::map<std::string, std::vector<torch::Tensor>> grid;
+  json to_json(const std::vector<std::string>& kinds, int resamples) const {
+    json j = {{"model", model}, {"steps", steps}};
+    for (const auto& k : kinds) {
+      if (!iou.count(k)) continue;
+      auto iv = [&](const std::vector<double>& v) {
+        auto c = bootstrap_mean(v, 0.95, resamples, 7);
+        return json{{"mean", c.value}, {"ci95", {c.lo, c.hi}}, {"n", v.size()}};
+      };
+      j[k] = {{"silhouette_iou", iv(iou.at(k))}, {"edge_f1", iv(f1.at(k))}, {"prompt_fidelity", iv(hit.at(k))}};
+    }
+    return j;
   }
 };
 
@@ -78,6 +104,7 @@ struct Student {
   json run = json::object();  // the training run's settings, when its config.json sits next to the model folder
   std::string pipeline;       // "ControlPipeline" or "Pipeline" (no controlnet/ in the folder)
   std::vector<Arm> arms;      // one per student step count
+  std::vector<TransferArm> transfer;  // one per student step count
   double noise_check = NAN;   // max |pipeline latent - scm_sample(seeded_cpu_noise)| for item 0
 };
 
@@ -151,6 +178,19 @@ std::string fmt_sig(double v, int digits) {
   return buf;
 }
 
+std::string with_ci(double v, const Interval& ci, int decimals) {
+  if (std::isnan(v)) return "n/a";
+  return str(fmt(v, decimals), " [", fmt(ci.lo, decimals), ", ", fmt(ci.hi, decimals), "]");
+}
+
+// Two intervals: "overlap" (the data cannot order them) or which one is lower.
+std::string interval_verdict(const std::string& a, const Interval& x, const std::string& b, const Interval& y) {
+  if (std::isnan(x.lo) || std::isnan(y.lo)) return "not comparable";
+  if (x.hi < y.lo) return str(a, " lower beyond the intervals");
+  if (y.hi < x.lo) return str(b, " lower beyond the intervals");
+  return "intervals overlap: not separated";
+}
+
 std::string join_ints(const std::vector<int>& v) {
   std::string s;
   for (int x : v) s += (s.empty() ? "" : ", ") + std::to_string(x);
@@ -209,6 +249,12 @@ int run_eval(const CommandLine& cl) {
   const double cscale = cfg.get_range("conditioning_scale", 1.0, 0.0, 10.0);
   const int tolerance = static_cast<int>(cfg.get_range("edge_tolerance", int64_t{4}, 0, 256));
   const int64_t grid_count = cfg.get_range("grid.count", int64_t{8}, 1, 64);
+  // FD with enough samples: every held-out item is generated with `fd.seeds_per_item` seeds, and the reference set is
+  // the held-out pictures or every picture of the dataset (`fd.reference`: heldout | all).
+  const int64_t seeds_per_item = cfg.get_range("fd.seeds_per_item", int64_t{1}, 1, 1000);
+  const auto fd_reference = cfg.get_choice("fd.reference", "heldout", {"heldout", "all"});
+  const int bootstrap_resamples = static_cast<int>(cfg.get_range("bootstrap.resamples", int64_t{1000}, 10, 100000));
+  const auto transfer = read_transfer_options(cfg);
   PictureEdgeOptions edges;
   edges.canvas = static_cast<int>(cfg.get_range("edges.canvas", int64_t{edges.canvas}, 16, 8192));
   edges.pen_width = static_cast<int>(cfg.get_range("edges.pen_width", int64_t{edges.pen_width}, 1, 64));
@@ -227,8 +273,12 @@ int run_eval(const CommandLine& cl) {
   SPRINT_CHECK(n >= 2, cfg.source(), ": the evaluation needs at least 2 held-out items for the Fréchet distance's "
                "covariances ('count' / 'limit' leave ", n, ")");
   const int64_t picture_side = held.item(0).image.size(0);
+  // Cases: item i with seed k is case k * items + i (seed + case), so one seed per item gives the old numbering.
+  const int64_t items = n;
+  n = items * seeds_per_item;
+  auto item_of = [items](int64_t c) { return c % items; };
   std::vector<int64_t> all(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) all[static_cast<size_t>(i)] = i;
+  for (int64_t i = 0; i < n; ++i) all[static_cast<size_t>(i)] = item_of(i);
 
   // --- models -------------------------------------------------------------------------------------------------
   auto feature_net = load_feature_net(feature_dir);
@@ -269,29 +319,66 @@ int run_eval(const CommandLine& cl) {
   auto real = make_eval_batch(held, all, resolution, true, edges);
   std::vector<torch::Tensor> ref_maps, noise;
   for (int64_t i = 0; i < n; ++i) {
-    ref_maps.push_back(picture_to_scribble(held.item(i).image, edges));
+    ref_maps.push_back(picture_to_scribble(held.item(item_of(i)).image, edges));
     noise.push_back(seeded_cpu_noise(static_cast<uint64_t>(seed + i))(latent_shape));
   }
   torch::Tensor real_features;
   {
     torch::NoGradGuard ng;
-    real_features = feature_net->features(real.images);
+    if (fd_reference == "heldout") {
+      real_features = feature_net->features(real.images.slice(0, 0, items));
+    } else {
+      auto everything = ImageCaptionDataset::load(data_dir, "all", 0);
+      std::vector<torch::Tensor> chunks;
+      for (int64_t i0 = 0; i0 < everything.size(); i0 += 64) {
+        std::vector<int64_t> idx;
+        for (int64_t j = i0; j < std::min(everything.size(), i0 + 64); ++j) idx.push_back(j);
+        chunks.push_back(feature_net->features(make_eval_batch(everything, idx, resolution, false, edges).images));
+      }
+      real_features = torch::cat(chunks, 0);
+    }
   }
 
-  // Metrics of one arm (consistency against `reference` latents when given).
+  const TransferScorer scorer(held, resolution, transfer);
+  // Metrics of one arm (consistency against `reference` latents when given), with 95 % bootstrap intervals over the
+  // cases (for FD: resampling the generated set against the fixed reference set).
   auto score = [&](Arm& a, const std::vector<torch::Tensor>* reference) {
     torch::NoGradGuard ng;
     auto images = torch::cat(a.images, 0);
-    a.fd = frechet_distance(feature_net->features(images), real_features);
-    double p = 0, r = 0, f1 = 0;
-    for (int64_t i = 0; i < n; ++i) {
+    auto feats = feature_net->features(images);
+    a.fd = frechet_distance(feats, real_features);
+    const int64_t m = static_cast<int64_t>(a.images.size());
+    a.fd_ci = bootstrap_ci(m, [&](const std::vector<int64_t>& idx) {
+      return frechet_distance(feats.index_select(0, torch::tensor(idx)), real_features);
+    }, 0.95, std::min(bootstrap_resamples, 500), 11);
+    double p = 0, r = 0;
+    std::vector<double> f1s, hits;
+    for (int64_t i = 0; i < m; ++i) {
       const auto k = static_cast<size_t>(i);
       auto e = edge_scores(ref_maps[k], output_map(a.images[k], picture_side, edges), tolerance);
-      p += e.precision, r += e.recall, f1 += e.f1;
+      p += e.precision, r += e.recall;
+      f1s.push_back(e.f1);
+      hits.push_back(scorer.fidelity(item_of(i), a.images[k]));
     }
-    a.edge_p = p / n, a.edge_r = r / n, a.edge_f1 = f1 / n;
+    a.edge_p = p / m, a.edge_r = r / m;
+    a.f1_ci = bootstrap_mean(f1s, 0.95, bootstrap_resamples, 12);
+    a.edge_f1 = a.f1_ci.value;
+    a.fidelity = bootstrap_mean(hits, 0.95, bootstrap_resamples, 13);
     if (reference) a.mse = (torch::cat(a.latents, 0) - torch::cat(*reference, 0)).pow(2).mean().item<double>();
   };
+  // The sketch-transfer cases, and the metrics of one output on one case.
+  const auto cases = make_transfer_cases(held, edges, transfer, static_cast<uint64_t>(seed));
+  const auto kinds = transfer_kinds(transfer);
+  std::vector<torch::Tensor> case_conditions;
+  for (const auto& c : cases) case_conditions.push_back(scribble_to_condition(c.map, resolution, resolution));
+  auto record = [&](TransferArm& t, size_t ci, const torch::Tensor& image) {
+    const auto& c = cases[ci];
+    t.iou[c.kind].push_back(scorer.iou(c, image));
+    t.f1[c.kind].push_back(edge_scores(c.map, output_map(image, picture_side, edges), tolerance).f1);
+    t.hit[c.kind].push_back(scorer.fidelity(c.prompt_item, image));
+    if (static_cast<int64_t>(t.grid[c.kind].size()) < grid_count) t.grid[c.kind].push_back(image);
+  };
+  if (!cases.empty()) std::cerr << "eval: " << cases.size() << " sketch-transfer cases\n";
 
   // Ceiling of edge F1: the real pictures themselves at the model's resolution.
   Arm real_arm;
@@ -315,7 +402,7 @@ int run_eval(const CommandLine& cl) {
     torch::NoGradGuard ng;
     const int64_t i1 = std::min(n, i0 + batch), bn = i1 - i0;
     std::vector<std::string> captions, empty(static_cast<size_t>(bn));
-    for (int64_t i = i0; i < i1; ++i) captions.push_back(held.item(i).captions.front());
+    for (int64_t i = i0; i < i1; ++i) captions.push_back(held.item(item_of(i)).captions.front());
     auto c = text.embed(captions), u = text.embed(empty);
     if (teacher_has_cn) {
       c.control = u.control = encode_latents(*vae, real.conditions.slice(0, i0, i1));
@@ -340,6 +427,32 @@ int run_eval(const CommandLine& cl) {
   for (const auto& a : teacher_arms)
     if (a.sampler == "Flow-Euler" && a.steps == ref_steps) reference = &a;
   for (auto& a : teacher_arms) score(a, &reference->latents);
+
+  // The teacher (Flow-Euler at the reference step count, CFG) on the sketch-transfer cases; case c's noise is
+  // seeded_cpu_noise(seed + 1000003 + c), the students' seed for it too.
+  const uint64_t transfer_seed = static_cast<uint64_t>(seed) + 1000003ULL;
+  TransferArm teacher_transfer;
+  teacher_transfer.model = "teacher";
+  teacher_transfer.steps = ref_steps;
+  for (int64_t i0 = 0; i0 < static_cast<int64_t>(cases.size()) && teacher_has_cn; i0 += batch) {
+    torch::NoGradGuard ng;
+    const int64_t i1 = std::min(static_cast<int64_t>(cases.size()), i0 + batch), bn = i1 - i0;
+    std::vector<std::string> captions, empty(static_cast<size_t>(bn));
+    std::vector<torch::Tensor> conds, x1s;
+    for (int64_t i = i0; i < i1; ++i) {
+      captions.push_back(cases[static_cast<size_t>(i)].prompt);
+      conds.push_back(case_conditions[static_cast<size_t>(i)]);
+      x1s.push_back(seeded_cpu_noise(transfer_seed + static_cast<uint64_t>(i))(latent_shape));
+    }
+    auto c = text.embed(captions), u = text.embed(empty);
+    c.control = u.control = encode_latents(*vae, torch::cat(conds, 0));
+    c.control_scale = u.control_scale = cscale;
+    auto x = sample_teacher(sana_flow_model(teacher, c, teacher_cn), sana_flow_model(teacher, u, teacher_cn),
+                            torch::cat(x1s, 0), ref_steps, guidance, TeacherSolver::FlowEuler);
+    auto img = decode_latents(*vae, x);
+    for (int64_t k = 0; k < bn; ++k) record(teacher_transfer, static_cast<size_t>(i0 + k), img.slice(0, k, k + 1));
+    std::cerr << "eval: teacher, sketch transfer " << i1 << "/" << cases.size() << "\n";
+  }
 
   // --- students, through the app's pipeline -----------------------------------------------------------------------
   std::vector<Student> students;
@@ -387,7 +500,7 @@ int run_eval(const CommandLine& cl) {
       if (cpipe) cpipe->set_condition(ref_maps[static_cast<size_t>(i)], static_cast<uint64_t>(i + 1));
       for (auto& a : s.arms) {
         GenerateRequest r;
-        r.prompt = held.item(i).captions.front();
+        r.prompt = held.item(item_of(i)).captions.front();
         r.steps = a.steps;
         r.guidance = guidance;
         r.seed = static_cast<uint64_t>(seed + i);
@@ -429,6 +542,27 @@ int run_eval(const CommandLine& cl) {
         std::cerr << "eval: student '" << s.name << "' " << i + 1 << "/" << n << "\n";
     }
     for (auto& a : s.arms) score(a, &reference->latents);
+    // The sketch-transfer cases through the same pipeline.
+    for (int steps : student_steps) {
+      TransferArm t;
+      t.model = s.name;
+      t.steps = steps;
+      s.transfer.push_back(t);
+    }
+    for (size_t ci = 0; ci < cases.size() && cpipe; ++ci) {
+      cpipe->set_condition(cases[ci].map, static_cast<uint64_t>(n + 1 + ci));
+      for (auto& t : s.transfer) {
+        GenerateRequest r;
+        r.prompt = cases[ci].prompt;
+        r.steps = t.steps;
+        r.guidance = guidance;
+        r.seed = transfer_seed + ci;
+        r.width = r.height = static_cast<int>(resolution);
+        record(t, ci, pipe->generate(r).image.to(torch::kFloat32).clamp(-1, 1));
+      }
+      if ((ci + 1) % 64 == 0 || ci + 1 == cases.size())
+        std::cerr << "eval: student '" << s.name << "', sketch transfer " << ci + 1 << "/" << cases.size() << "\n";
+    }
     students.push_back(std::move(s));
   }
   auto find_student = [&](const std::string& name) -> const Student* {
@@ -493,12 +627,13 @@ int run_eval(const CommandLine& cl) {
   line("");
   line("## Setup");
   line("");
-  line(str("- Items: the first ", n, " of the ", held.size(), " held-out items of `", data_dir,
-           "` (manifest order), each with its canonical caption and its condition map. N = ", n, " for every metric."));
+  line(str("- Items: the first ", items, " of the ", held.size(), " held-out items of `", data_dir,
+           "` (manifest order), each with its canonical caption and its condition map, each generated with ",
+           seeds_per_item, " seed(s): N = ", n, " cases for every metric of the matched tables."));
   line(str("- Condition maps: `picture_to_scribble` (canvas ", edges.canvas, " px, pen ", edges.pen_width,
            " px, thickness ", edges.thickness, "), fed to the models at ", resolution, " px (the training path)."));
-  line(str("- Seeds: item i uses seed ", seed, " + i for every model. The teacher's initial noise is the first draw "
-           "of `seeded_cpu_noise(", seed, " + i)` at ", shape_str(latent_shape),
+  line(str("- Seeds: case c (item c mod ", items, ") uses seed ", seed, " + c for every model. The teacher's initial noise is the first draw "
+           "of `seeded_cpu_noise(", seed, " + c)` at ", shape_str(latent_shape),
            "; the student pipeline draws its initial latent from the same source (and one fresh draw per step)."));
   line(str("- Guidance ", fmt(guidance, 2), ": classifier-free guidance for the teacher (", guidance == 1.0 ? 1 : 2,
            " passes per step), the guidance embedding for the students. ControlNet scale ", fmt(cscale, 2), "."));
@@ -517,10 +652,13 @@ int run_eval(const CommandLine& cl) {
   line("");
   line("Metrics:");
   line("");
-  line(str("- **FD**: Fréchet distance between the feature-net features of the N generated images and of the N real "
-           "pictures of the same items at ", resolution, " px (lower is better). With N = ", n, " and D = ",
-           fc.feature_dim(), " the covariances are ", n <= fc.feature_dim() ? "singular and " : "",
-           "estimated from few samples, so FD is biased upwards: compare values within this report only."));
+  line(str("- **FD**: Fréchet distance between the feature-net features of the ", n, " generated images (", items,
+           " items x ", seeds_per_item, " seed(s)) and of ", real_features.size(0), " real pictures (",
+           fd_reference == "all" ? "every picture of the dataset" : "the held-out pictures", ") at ", resolution,
+           " px (lower is better), feature dimension ", fc.feature_dim(), ". ",
+           std::min<int64_t>(n, real_features.size(0)) <= fc.feature_dim()
+               ? "A covariance is singular (fewer samples than dimensions), so FD is biased upwards. " : "",
+           "The interval resamples the generated set. Compare values within this report only."));
   line(str("- **Edge F1**: the output's line map (`picture_to_scribble` of the output upsampled to ", picture_side,
            " px) against the input condition map at the ", edges.canvas, " px canvas, tolerance ", tolerance,
            " canvas px (", fmt(static_cast<double>(tolerance) * resolution / edges.canvas, 2),
@@ -539,15 +677,145 @@ int run_eval(const CommandLine& cl) {
   line("");
   line("- " + goal_fd);
   line("- " + goal_f1);
+  // Sketch-transfer goals: on whole sketches (mismatched + hand-drawn) and on the 60 % partial ones.
+  auto pooled = [&](const TransferArm& t, const std::map<std::string, std::vector<double>> TransferArm::*field,
+                    const std::vector<std::string>& which) {
+    std::vector<double> v;
+    for (const auto& k : which)
+      if ((t.*field).count(k)) v.insert(v.end(), (t.*field).at(k).begin(), (t.*field).at(k).end());
+    return v.empty() ? Interval{NAN, NAN, NAN} : bootstrap_mean(v, 0.95, bootstrap_resamples, 21);
+  };
+  const std::vector<std::string> whole{"mismatched", "hand-drawn"};
+  const TransferArm* main_t1 = nullptr;
+  if (main_student)
+    for (const auto& t : main_student->transfer)
+      if (t.steps == 1) main_t1 = &t;
+  json transfer_goals = json::object();
+  if (main_t1 && !cases.empty()) {
+    const auto iou = pooled(*main_t1, &TransferArm::iou, whole);
+    const auto p60 = pooled(*main_t1, &TransferArm::iou, {"partial 60 %"});
+    const auto f1 = pooled(*main_t1, &TransferArm::f1, whole);
+    const auto tf1 = pooled(teacher_transfer, &TransferArm::f1, whole);
+    const auto fid = pooled(*main_t1, &TransferArm::hit, {"mismatched"});
+    const double matched_fid = main_1 ? main_1->fidelity.value : NAN;
+    auto goal = [&](const std::string& what, bool met, const std::string& detail) {
+      line(str("- goal: ", what, ": ", met ? "met" : "**not met**", " (", detail, ")"));
+      transfer_goals[what] = met;
+    };
+    goal("sketch-transfer silhouette IoU at 1 step >= 0.80", iou.value >= 0.80, with_ci(iou.value, iou, 3));
+    if (!std::isnan(p60.value))
+      goal("60 % partial sketches: silhouette IoU at 1 step >= 0.70", p60.value >= 0.70, with_ci(p60.value, p60, 3));
+    if (!std::isnan(tf1.value))
+      goal("sketch-transfer edge F1 at 1 step >= 0.9x teacher", f1.value >= 0.9 * tf1.value,
+           str(with_ci(f1.value, f1, 3), " vs teacher ", with_ci(tf1.value, tf1, 3), "; limit ",
+               fmt(0.9 * tf1.value, 3)));
+    goal("prompt fidelity on mismatched pairs >= 0.8x matched", fid.value >= 0.8 * matched_fid,
+         str(with_ci(fid.value, fid, 2), " vs matched ", fmt(matched_fid, 2), "; limit ", fmt(0.8 * matched_fid, 2)));
+  }
   line("");
+  if (!cases.empty()) {
+    line("## Sketch transfer");
+    line("");
+    std::map<std::string, int64_t> per_kind;
+    for (const auto& c : cases) ++per_kind[c.kind];
+    std::string counts;
+    for (const auto& k : kinds) counts += str(counts.empty() ? "" : ", ", k, " ", per_kind[k]);
+    line(str("What an artist does: a shape the caption does not give. Cases (", counts, "):"));
+    line("");
+    line(str("- **mismatched**: the condition map of a held-out item with the caption of another held-out emoji whose "
+             "figure overlaps it by IoU < ", fmt(transfer.max_shape_iou, 2), " (", transfer.mismatched_per_item,
+             " per item)."));
+    line("- **hand-drawn**: simple shapes and objects (" + [&] {
+      std::string names;
+      for (const auto& nm : hand_drawn_shape_names()) names += (names.empty() ? "" : ", ") + nm;
+      return names;
+    }() + ") drawn as pen strokes with wobble and uneven pressure, random size, tilt and position, through the "
+          "app's stroke-to-condition path, each with the caption of a random held-out item.");
+    line("- **partial N %**: the same drawings cut after the first N % of their stroke length (the canvas while "
+         "someone draws); the target silhouette stays the whole shape.");
+    line(str("- **Silhouette IoU**: the filled sketch (lines closed over gaps of ~5 canvas px, then filled) against the "
+             "output's figure (pixels with a channel below ", transfer.paper_luma, ", holes filled), at ", resolution,
+             " px. **Edge F1** as above, against the sketch. **Prompt fidelity**: the output's figure colours "
+             "(4x4x4 RGB histogram, Hellinger distance) retrieve the prompt's emoji among the ", held.size(),
+             " held-out pictures' emoji within the top ", transfer.top_k,
+             " (chance is about ", fmt(static_cast<double>(transfer.top_k) / std::max<int64_t>(1, [&] {
+               std::set<std::string> b;
+               for (int64_t i = 0; i < held.size(); ++i) b.insert(held.item(i).base_id);
+               return static_cast<int64_t>(b.size());
+             }()), 2), "). When the sketch fixes the shape, the prompt shows in colours; emoji palettes name them well. "
+             "The matched column of the tables above is the same measure on the matched pairs."));
+    line("- Every value is a mean over the cases with its 95 % bootstrap interval.");
+    line("");
+    std::string header = "| Model | Steps |";
+    std::string rule = "|---|---:|";
+    for (const auto& k : kinds) header += " IoU " + k + " |", rule += "---:|";
+    for (const auto& k : whole) header += " Edge F1 " + k + " |", rule += "---:|";
+    for (const auto& k : whole) header += " Fidelity " + k + " |", rule += "---:|";
+    line(header);
+    line(rule);
+    auto transfer_row = [&](const TransferArm& t) {
+      std::string row = str("| ", t.model, " | ", t.steps, " |");
+      for (const auto& k : kinds) {
+        const auto v = pooled(t, &TransferArm::iou, {k});
+        row += " " + with_ci(v.value, v, 3) + " |";
+      }
+      for (const auto& k : whole) {
+        const auto v = pooled(t, &TransferArm::f1, {k});
+        row += " " + with_ci(v.value, v, 3) + " |";
+      }
+      for (const auto& k : whole) {
+        const auto v = pooled(t, &TransferArm::hit, {k});
+        row += " " + with_ci(v.value, v, 2) + " |";
+      }
+      return row;
+    };
+    if (teacher_has_cn) line(transfer_row(teacher_transfer));
+    for (const auto& st : students)
+      for (const auto& t : st.transfer) line(transfer_row(t));
+    line("");
+    if (main_student && main_student->trained && !main_student->transfer.empty()) {
+      fs::create_directories(out);
+      for (const auto& k : kinds) {
+        const auto& first = main_student->transfer.front();
+        if (!first.grid.count(k)) continue;
+        const int64_t cols = static_cast<int64_t>(first.grid.at(k).size());
+        std::vector<torch::Tensor> rows;
+        std::vector<std::string> prompts;
+        for (size_t ci = 0, shown = 0; ci < cases.size() && static_cast<int64_t>(shown) < cols; ++ci)
+          if (cases[ci].kind == k) {
+            rows.push_back(case_conditions[ci]);
+            prompts.push_back(str("\"", cases[ci].prompt, "\" on ", cases[ci].shape));
+            ++shown;
+          }
+        if (teacher_has_cn && teacher_transfer.grid.count(k))
+          for (const auto& im : teacher_transfer.grid.at(k)) rows.push_back(im);
+        for (const auto& t : main_student->transfer)
+          for (const auto& im : t.grid.at(k)) rows.push_back(im);
+        std::string kind_name = k;
+        if (auto pos = kind_name.find(" %"); pos != std::string::npos) kind_name.replace(pos, 2, "pct");
+        const std::string name = "transfer_" + file_stem(kind_name) + ".png";
+        save_image_grid((fs::path(out) / name).string(), torch::cat(rows, 0), cols, 4);
+        line(str("**", k, "** (`", name, "`): rows: sketch, ", teacher_has_cn ? "teacher, " : "", main_name,
+                 " at ", join_ints(student_steps), " step(s). Columns, left to right:"));
+        std::string list;
+        for (size_t i = 0; i < prompts.size(); ++i) list += str(i ? "; " : "", i + 1, ". ", prompts[i]);
+        line(list + ".");
+        line("");
+        line(str("![", name, "](", name, ")"));
+        line("");
+      }
+    }
+  }
 
   auto arm_row = [&](const std::string& label, const Arm& a, bool with_mse) {
-    return str("| ", label, " | ", a.sampler, " | ", a.steps, " | ", a.nfe, " | ", fmt(a.fd, 3), " | ",
-               fmt(a.edge_f1, 3), " | ", with_mse ? fmt_sig(a.mse, 4) : std::string("-"), " | ",
+    return str("| ", label, " | ", a.sampler, " | ", a.steps, " | ", a.nfe, " | ", with_ci(a.fd, a.fd_ci, 0), " | ",
+               with_ci(a.edge_f1, a.f1_ci, 3), " | ", with_ci(a.fidelity.value, a.fidelity, 2), " | ",
+               with_mse ? fmt_sig(a.mse, 4) : std::string("-"), " | ",
                fmt(a.ms / static_cast<double>(a.images.size()), 1), " |");
   };
-  const std::string arm_header = "| Model | Sampler | Steps | NFE | FD | Edge F1 | Consistency MSE | ms/image |\n"
-                                 "|---|---|---:|---:|---:|---:|---:|---:|";
+  const std::string arm_header =
+      "| Model | Sampler | Steps | NFE | FD [95 % CI] | Edge F1 [95 % CI] | Prompt fidelity | Consistency MSE | "
+      "ms/image |\n|---|---|---:|---:|---:|---:|---:|---:|---:|";
   auto student_rows = [&](const std::string& name, const std::string& label) {
     const Student* s = find_student(name);
     if (!s) return str("| ", label, " | not configured (not in `students`) | | | | | | |\n");
@@ -582,6 +850,41 @@ int run_eval(const CommandLine& cl) {
   line(arm_header);
   for (const auto& name : maxtime_names) md += student_rows(name, name);
   line("");
+  // Which orderings the data can tell apart: 1-step FD and sketch-transfer IoU, pairwise, by their intervals.
+  auto verdicts = [&](const std::vector<std::string>& names, const std::string& title) {
+    std::vector<std::string> out_lines;
+    for (size_t i = 0; i < names.size(); ++i)
+      for (size_t j = i + 1; j < names.size(); ++j) {
+        const Student* x = find_student(names[i]);
+        const Student* y = find_student(names[j]);
+        if (!x || !y || !x->trained || !y->trained) continue;
+        const Arm *ax = nullptr, *ay = nullptr;
+        for (const auto& a : x->arms) if (a.steps == 1) ax = &a;
+        for (const auto& a : y->arms) if (a.steps == 1) ay = &a;
+        if (!ax || !ay) continue;
+        std::string l = str("- ", names[i], " vs ", names[j], ": 1-step FD ", with_ci(ax->fd, ax->fd_ci, 0), " vs ",
+                            with_ci(ay->fd, ay->fd_ci, 0), ": ", interval_verdict(names[i], ax->fd_ci, names[j],
+                                                                                  ay->fd_ci));
+        const TransferArm *tx = nullptr, *ty = nullptr;
+        for (const auto& t : x->transfer) if (t.steps == 1) tx = &t;
+        for (const auto& t : y->transfer) if (t.steps == 1) ty = &t;
+        if (tx && ty && !cases.empty()) {
+          const auto ix = pooled(*tx, &TransferArm::iou, whole), iy = pooled(*ty, &TransferArm::iou, whole);
+          l += str("; sketch-transfer IoU ", with_ci(ix.value, ix, 3), " vs ", with_ci(iy.value, iy, 3), ": ",
+                   interval_verdict(names[i], ix, names[j], iy));
+        }
+        out_lines.push_back(l + ".");
+      }
+    if (out_lines.empty()) return;
+    line(str("Orderings of ", title, " (1 step; \"lower beyond the intervals\" means the 95 % intervals do not "
+             "overlap, so the ordering is a property of the arms and not of the sampling noise; for IoU higher is "
+             "better):"));
+    line("");
+    for (const auto& l : out_lines) line(l);
+    line("");
+  };
+  verdicts(objective_names, "the training objectives (Table 3)");
+  verdicts(maxtime_names, "max-time weighting (Table 6)");
   // An arm of the Table 3 / Table 6 comparisons.
   auto in_comparisons = [&](const std::string& name) {
     return std::find(objective_names.begin(), objective_names.end(), name) != objective_names.end() ||
@@ -667,6 +970,13 @@ int run_eval(const CommandLine& cl) {
       for (const auto& a : s.arms) sj["arms"].push_back(a.to_json());
     }
     rj["students"][s.name] = sj;
+  }
+  rj["transfer"] = {{"cases", cases.size()}, {"teacher", teacher_transfer.to_json(kinds, bootstrap_resamples)},
+                    {"students", json::object()}, {"goals", transfer_goals}};
+  for (const auto& st : students) {
+    json arr = json::array();
+    for (const auto& t : st.transfer) arr.push_back(t.to_json(kinds, bootstrap_resamples));
+    rj["transfer"]["students"][st.name] = arr;
   }
   rj["goals"] = {{"fd", goal_fd}, {"edge_f1", goal_f1}, {"fd_met", main_1 ? json(fd_met) : json(nullptr)},
                  {"edge_f1_met", main_1 ? json(f1_met) : json(nullptr)}};

@@ -1,19 +1,24 @@
 #!/usr/bin/env python3
 """Builds the offline emoji (image, caption) dataset that Sprint Studio's training reads.
 
-Pictures come from the Noto Color Emoji font (Debian package fonts-noto-color-emoji), captions from the Unicode
-CLDR English names shipped by the python `emoji` package (Debian package python3-emoji). Nothing is downloaded.
+Pictures come from the Noto Color Emoji font (Debian package fonts-noto-color-emoji) and, as a second drawing style of
+the same emoji, from the EmojiOne 2 SVG artwork of the Debian package ruby-gemojione (rendered with rsvg-convert from
+librsvg2-bin). Captions are the Unicode CLDR English names shipped by the python `emoji` package (Debian package
+python3-emoji); an EmojiOne picture takes the captions and the split of the Noto emoji it draws. Nothing is
+downloaded.
 
 Output folder (read by training/src/data.cpp):
   images/<id>.png   size x size RGB, the emoji centred on white with a small margin
-  manifest.jsonl    one JSON object per emoji, sorted by id:
-                    {"id", "file", "caption", "captions", "split", "codepoints", "group"}
+  manifest.jsonl    one JSON object per picture, sorted by id:
+                    {"id", "file", "caption", "captions", "split", "codepoints", "group", "style", "base_id"}
   captions.txt      every caption variant of the train items, one per line (tokenizer training text)
   dataset.json      summary: counts, settings, package versions, builder version
   LICENSES.md       where the pictures and names come from and under which licences
 
 <id> is the emoji's code points as lower-case hex (at least 4 digits) joined by '-', e.g. 1f34e, 1f468-200d-1f373,
-0023-fe0f-20e3. The held-out split is a fixed function of the id: int(sha256(id)[:8], 16) / 2**32 < fraction.
+0023-fe0f-20e3; an EmojiOne picture's id is "emojione-" + the Noto id (its base_id). The held-out split is a fixed
+function of the base id, int(sha256(base_id)[:8], 16) / 2**32 < fraction, so both drawings of an emoji fall on the
+same side.
 
 The build is deterministic: the same font, packages and arguments give byte-identical files (--check verifies it).
 """
@@ -30,7 +35,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BUILDER_VERSION = "build_emoji_dataset 1"
+BUILDER_VERSION = "build_emoji_dataset 2"
+STYLES = ("noto", "emojione")
+GEMOJIONE_DIR = "/usr/share/rubygems-integration/all/gems/gemojione-3.3.0"
 DEFAULT_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 FONT_PIXEL_SIZE = 109          # the only size the CBDT bitmap strike of Noto Color Emoji loads at
 MARGIN_FRACTION = 0.06         # empty border on each side, as a fraction of the output side
@@ -66,6 +73,8 @@ class Item:
     captions: list
     split: str
     group: str
+    style: str = "noto"
+    base_id: str = ""
 
 
 @dataclass
@@ -137,6 +146,8 @@ def package_versions(emoji_module):
         "pillow": pillow_version,
         "freetype": features.version("freetype2"),
         "raqm": features.version("raqm"),
+        "ruby-gemojione": debian_version("ruby-gemojione"),
+        "librsvg2-bin": debian_version("librsvg2-bin"),
     }
 
 
@@ -229,6 +240,43 @@ def square_on_white(rgba, size):
     white = Image.new("RGBA", (side, side), (255, 255, 255, 255))
     flat = Image.alpha_composite(white, square).convert("RGB")  # flatten before resizing: no dark fringes
     return flat.resize((size, size), Image.Resampling.LANCZOS)
+
+
+class EmojiOne:
+    """The EmojiOne 2 artwork of ruby-gemojione: an SVG per emoji, keyed by its code points without U+FE0F."""
+
+    def __init__(self, folder):
+        root = Path(folder)
+        index = root / "config" / "index.json"
+        if not index.is_file():
+            raise UsageError(f"EmojiOne artwork not found ('{index}' is missing): install the Debian package "
+                             "ruby-gemojione, or pass --styles noto")
+        if shutil.which("rsvg-convert") is None:
+            raise UsageError("rsvg-convert is missing: install the Debian package librsvg2-bin, or pass --styles noto")
+        self.svgs = {}
+        for entry in json.loads(index.read_text(encoding="utf-8")).values():
+            for code in [entry["unicode"]] + list(entry.get("unicode_alternates", [])):
+                svg = root / "assets" / "svg" / f"{entry['unicode']}.svg"
+                if svg.is_file():
+                    self.svgs.setdefault(self.key_of_codes(code.split("-")), svg)
+
+    @staticmethod
+    def key_of_codes(codes):
+        return tuple(int(c, 16) for c in codes if c and int(c, 16) != 0xFE0F)
+
+    def svg_for(self, text):
+        return self.svgs.get(tuple(ord(c) for c in text if ord(c) != 0xFE0F))
+
+    @staticmethod
+    def render(svg, side=256):
+        """The SVG drawn at side x side (aspect kept) as RGBA."""
+        from PIL import Image
+        import io
+        png = subprocess.run(["rsvg-convert", "-w", str(side), "-h", str(side), "-a", str(svg)],
+                             capture_output=True, check=False)
+        if png.returncode != 0:
+            return None
+        return Image.open(io.BytesIO(png.stdout)).convert("RGBA")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -337,8 +385,9 @@ def candidate_emoji(emoji_module):
     return chosen, skin_toned
 
 
-def build_items(emoji_module, font, images_dir, size, heldout_fraction, limit):
-    """Renders every candidate into images_dir; returns what was kept and what was skipped (and why)."""
+def build_items(emoji_module, font, images_dir, size, heldout_fraction, limit, emojione=None):
+    """Renders every candidate into images_dir; returns what was kept and what was skipped (and why). With
+    `emojione`, every emoji Noto draws is drawn a second time from the EmojiOne artwork, when it has one."""
     result = BuildResult()
     candidates, skin_toned = candidate_emoji(emoji_module)
     result.candidates = len(candidates) + skin_toned
@@ -357,8 +406,19 @@ def build_items(emoji_module, font, images_dir, size, heldout_fraction, limit):
             result.not_in_font.append({"id": item_id, "name": captions[0], "reason": problem})
             continue
         square_on_white(rgba, size).save(images_dir / f"{item_id}.png")
-        result.items.append(Item(item_id, text, captions, split_of(item_id, heldout_fraction),
-                                 group_of(text, captions[0])))
+        split, group = split_of(item_id, heldout_fraction), group_of(text, captions[0])
+        result.items.append(Item(item_id, text, captions, split, group, "noto", item_id))
+        if emojione is None:
+            continue
+        svg = emojione.svg_for(text)
+        drawn = emojione.render(svg) if svg is not None else None
+        if drawn is None or drawn.getchannel("A").getbbox() is None:
+            reason = "emojione: no artwork" if svg is None else "emojione: svg not drawable"
+            result.skipped[reason] = result.skipped.get(reason, 0) + 1
+            continue
+        other = f"emojione-{item_id}"
+        square_on_white(drawn, size).save(images_dir / f"{other}.png")
+        result.items.append(Item(other, text, captions, split, group, "emojione", item_id))
     return result
 
 
@@ -366,7 +426,7 @@ def manifest_lines(items):
     for it in items:
         yield json.dumps({"id": it.id, "file": f"images/{it.id}.png", "caption": it.captions[0],
                           "captions": it.captions, "split": it.split, "codepoints": codepoints_label(it.text),
-                          "group": it.group}, ensure_ascii=True)
+                          "group": it.group, "style": it.style, "base_id": it.base_id}, ensure_ascii=True)
 
 
 def write_text(path, lines):
@@ -377,6 +437,7 @@ def write_text(path, lines):
 
 def summary(result, args, versions):
     splits = {s: sum(1 for it in result.items if it.split == s) for s in ("train", "heldout")}
+    styles = {s: sum(1 for it in result.items if it.style == s) for s in args.styles}
     groups = {}
     for it in result.items:
         groups[it.group] = groups.get(it.group, 0) + 1
@@ -385,6 +446,7 @@ def summary(result, args, versions):
         "size": args.size,
         "font": Path(args.font).name,
         "font_pixel_size": FONT_PIXEL_SIZE,
+        "styles": list(args.styles),
         "margin_fraction": MARGIN_FRACTION,
         "heldout_fraction": args.heldout_fraction,
         "heldout_rule": "int(sha256(id).hexdigest()[:8], 16) / 2**32 < heldout_fraction",
@@ -392,6 +454,7 @@ def summary(result, args, versions):
         "counts": {
             "fully_qualified": result.candidates,
             "rendered": len(result.items),
+            "styles": styles,
             "skipped": dict(sorted(result.skipped.items())),
             "train": splits["train"],
             "heldout": splits["heldout"],
@@ -416,6 +479,15 @@ package `fonts-noto-color-emoji` version {v["fonts-noto-color-emoji"]}. The font
 and Arjen Nienhuis, licensed under the **SIL Open Font License, Version 1.1** (https://openfontlicense.org; full
 text in `/usr/share/doc/fonts-noto-color-emoji/copyright`). The pictures are cropped, centred on white and resized.
 
+## Pictures: EmojiOne 2 (files `images/emojione-*.png`, when built with the emojione style)
+
+The second drawing style comes from the EmojiOne 2 SVG artwork shipped in the Debian package `ruby-gemojione`
+version {v["ruby-gemojione"]}, rendered with `rsvg-convert` (Debian `librsvg2-bin` {v["librsvg2-bin"]}), then cropped,
+centred on white and resized like the Noto pictures. The artwork is Copyright 2014 Ranks.com Inc. (EmojiOne),
+licensed under **Creative Commons Attribution-ShareAlike 4.0 International** (CC BY-SA 4.0,
+https://creativecommons.org/licenses/by-sa/4.0/; full text in `/usr/share/doc/ruby-gemojione/copyright`). The
+modified pictures in this folder are shared under the same licence.
+
 ## Captions: Unicode CLDR names
 
 The captions are the English short names (and aliases) of Unicode CLDR, lower-cased and turned into plain ASCII,
@@ -434,11 +506,13 @@ def write_dataset(out_dir, args, emoji_module, font):
     """Builds the whole dataset into out_dir (an empty folder); returns the summary."""
     images_dir = out_dir / "images"
     images_dir.mkdir(parents=True)
-    result = build_items(emoji_module, font, images_dir, args.size, args.heldout_fraction, args.limit)
+    emojione = EmojiOne(args.emojione_dir) if "emojione" in args.styles else None
+    result = build_items(emoji_module, font, images_dir, args.size, args.heldout_fraction, args.limit, emojione)
     result.items.sort(key=lambda it: it.id)
     versions = package_versions(emoji_module)
     write_text(out_dir / "manifest.jsonl", manifest_lines(result.items))
-    write_text(out_dir / "captions.txt", (c for it in result.items if it.split == "train" for c in it.captions))
+    write_text(out_dir / "captions.txt",
+               (c for it in result.items if it.split == "train" and it.style == "noto" for c in it.captions))
     info = summary(result, args, versions)
     write_text(out_dir / "dataset.json", [json.dumps(info, indent=2, ensure_ascii=True)])
     write_text(out_dir / "LICENSES.md", [licenses_text(versions, Path(args.font).name).rstrip("\n")])
@@ -518,6 +592,10 @@ def parse_args(argv):
     p.add_argument("--heldout-fraction", type=float, default=0.05,
                    help="fraction of emoji held out, by hash of the id (0..0.5, default 0.05)")
     p.add_argument("--limit", type=int, default=0, help="debug: only the first N emoji (by id)")
+    p.add_argument("--styles", default=",".join(STYLES),
+                   help="drawing styles, comma-separated: noto (the font) and emojione (ruby-gemojione's artwork); "
+                        "default both")
+    p.add_argument("--emojione-dir", default=GEMOJIONE_DIR, help=f"the gemojione gem folder (default {GEMOJIONE_DIR})")
     p.add_argument("--check", action="store_true",
                    help="rebuild into a temporary folder and verify it is byte-identical to --out (which is built "
                         "first when it holds no dataset yet)")
@@ -531,6 +609,11 @@ def validate(args):
         raise UsageError(f"--heldout-fraction must be within [0, 0.5], got {args.heldout_fraction}")
     if args.limit < 0:
         raise UsageError(f"--limit must be >= 0, got {args.limit}")
+    styles = [x.strip() for x in args.styles.split(",") if x.strip()]
+    bad = [x for x in styles if x not in STYLES]
+    if bad or "noto" not in styles:
+        raise UsageError(f"--styles must list noto and optionally emojione, got '{args.styles}'")
+    args.styles = tuple(dict.fromkeys(styles))
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out '{out}' exists and is not a folder")
@@ -547,6 +630,7 @@ def print_summary(info, out_dir, seconds):
         print(f"  skipped {n:5d}: {reason}")
     for miss in info["not_in_font"][:10]:
         print(f"    {miss['id']} ({miss['name']}): {miss['reason']}")
+    print(f"  styles: " + ", ".join(f"{n} {s}" for s, n in c["styles"].items()))
     print(f"  split: {c['train']} train, {c['heldout']} heldout (fraction {info['heldout_fraction']})")
     print(f"  captions.txt: {c['caption_variants_train']} caption variants of train items")
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "sprint/error.h"
@@ -73,6 +74,7 @@ ImageCaptionDataset ImageCaptionDataset::load(const std::string& dir, const std:
     if (split != "all" && j["split"] != split) continue;
     DataItem it;
     it.id = j["id"].get<std::string>();
+    it.base_id = j.contains("base_id") && j["base_id"].is_string() ? j["base_id"].get<std::string>() : it.id;
     if (j.contains("captions") && j["captions"].is_array())
       for (const auto& c : j["captions"]) it.captions.push_back(c.get<std::string>());
     if (it.captions.empty()) it.captions.push_back(j["caption"].get<std::string>());
@@ -139,9 +141,11 @@ Batch assemble(const ImageCaptionDataset& data, const std::vector<int64_t>& indi
     const bool keep = row >= first && row < first + count;
     torch::Tensor pic = item.image;
     std::string caption = item.captions.front();
+    uint64_t row_seed = 0;
     if (gen && aug && aug->enabled) {
       // The draws (their number and order) depend only on the item and the options, never on `keep`: a rank that
-      // builds other rows still advances the generator exactly as the whole batch does.
+      // builds other rows still advances the generator exactly as the whole batch does. Draws of options that are
+      // off are not made, so configs without them give the batches they always gave.
       if (aug->caption_variants && item.captions.size() > 1)
         caption = item.captions[static_cast<size_t>(
             torch::randint(static_cast<int64_t>(item.captions.size()), {1}, *gen).item<int64_t>())];
@@ -150,19 +154,45 @@ Batch assemble(const ImageCaptionDataset& data, const std::vector<int64_t>& indi
       const double side = static_cast<double>(pic.size(0));
       const double dx = uniform(*gen, -aug->max_shift, aug->max_shift) * side;
       const double dy = uniform(*gen, -aug->max_shift, aug->max_shift) * side;
+      const double angle = aug->max_rotate > 0 ? uniform(*gen, -aug->max_rotate, aug->max_rotate) : 0.0;
+      const double stretch = aug->max_stretch > 0 ? uniform(*gen, -aug->max_stretch, aug->max_stretch) : 0.0;
+      const bool per_row = aug->elastic > 0 || aug->shape_transfer > 0 || (conditions && aug->sketch.enabled);
+      if (per_row) row_seed = static_cast<uint64_t>(
+          torch::randint(std::numeric_limits<int64_t>::max(), {1}, *gen, torch::kInt64).item<int64_t>());
       if (keep) {
-        // x' = c + s * f (x - c) + d, f = -1 for a flip.
-        const double c = (side - 1) / 2, fx = flip ? -s : s;
-        cv::Mat m = (cv::Mat_<double>(2, 3) << fx, 0, c - fx * c + dx, 0, s, c - s * c + dy);
+        RowRng rng(row_seed);
+        if (aug->shape_transfer > 0 && rng.chance(aug->shape_transfer)) {
+          const auto& other = data.item(rng.below(data.size()));
+          if (other.image.sizes() == pic.sizes()) pic = cut_into_silhouette(pic, other.image);
+        }
+        // x' = c + R (S F (x - c)) + d: F flips x, S scales (with the aspect stretch), R rotates.
+        const double c = (side - 1) / 2, sx = s * (1 + stretch) * (flip ? -1 : 1), sy = s / (1 + stretch);
+        const double th = angle * 3.14159265358979323846 / 180, co = std::cos(th), si = std::sin(th);
+        const double a00 = co * sx, a01 = -si * sy, a10 = si * sx, a11 = co * sy;
+        cv::Mat m = (cv::Mat_<double>(2, 3) << a00, a01, c - a00 * c - a01 * c + dx, a10, a11,
+                     c - a10 * c - a11 * c + dy);
         cv::Mat src = as_mat(pic.contiguous()), dst;
         cv::warpAffine(src, dst, m, src.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(255, 255, 255));
+        if (aug->elastic > 0) {
+          auto [mx, my] = smooth_warp_maps(dst.rows, dst.cols, aug->elastic * side, 4, rng);
+          cv::Mat cx(dst.rows, dst.cols, CV_32F, mx.data_ptr<float>()), cy(dst.rows, dst.cols, CV_32F, my.data_ptr<float>());
+          cv::Mat warped;
+          cv::remap(dst, warped, cx, cy, cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(255, 255, 255));
+          dst = warped;
+        }
         pic = torch::from_blob(dst.data, {dst.rows, dst.cols, 3}, torch::kUInt8).clone();
       }
       if (aug->caption_dropout > 0 && uniform(*gen, 0, 1) < aug->caption_dropout) caption.clear();
     }
     if (!keep) continue;
     imgs.push_back(picture_to_tensor(pic, resolution));
-    if (conditions) conds.push_back(scribble_to_condition(picture_to_scribble(pic, edges), resolution, resolution));
+    if (conditions) {
+      // The row's stream continues after the augmentation's draws: a fresh RowRng from the row's seed offset by one,
+      // so the sketch's draws never shift the picture's.
+      RowRng sketch_rng(row_seed ^ 0x5DEECE66DULL);
+      const auto& style = (gen && aug && aug->enabled) ? aug->sketch : SketchStyleOptions{};
+      conds.push_back(scribble_to_condition(sketch_of_picture(pic, edges, style, sketch_rng), resolution, resolution));
+    }
     b.captions.push_back(caption);
     b.indices.push_back(idx);
   }

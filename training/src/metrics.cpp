@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include "sprint/error.h"
 
@@ -72,6 +75,94 @@ FrechetTerms frechet_terms(const torch::Tensor& a, const torch::Tensor& b) {
   t.mean_term = (mu_a - mu_b).pow(2).sum().item<double>();
   t.cov_term = ca.trace().item<double>() + cb.trace().item<double>() - 2.0 * tr_sqrt;
   return t;
+}
+
+double silhouette_iou(const torch::Tensor& a, const torch::Tensor& b) {
+  SPRINT_CHECK(a.defined() && b.defined() && a.dim() == 2 && a.sizes() == b.sizes(),
+               "silhouette_iou: expected two (H, W) masks of one size, got ", shape_str(a.sizes().vec()), " and ",
+               shape_str(b.sizes().vec()));
+  auto x = a.ne(0), y = b.ne(0);
+  const double inter = (x & y).sum().item<double>(), uni = (x | y).sum().item<double>();
+  return uni == 0 ? 1.0 : inter / uni;
+}
+
+torch::Tensor colour_histogram(const torch::Tensor& picture, const torch::Tensor& figure) {
+  SPRINT_CHECK(picture.dim() == 3 && picture.size(2) == 3 && picture.scalar_type() == torch::kUInt8 &&
+                   figure.dim() == 2 && figure.size(0) == picture.size(0) && figure.size(1) == picture.size(1),
+               "colour_histogram: expected an (H, W, 3) uint8 picture and an (H, W) figure, got ",
+               shape_str(picture.sizes().vec()), " and ", shape_str(figure.sizes().vec()));
+  auto px = picture.reshape({-1, 3}).to(torch::kInt64).div(64, "floor");  // 4 levels per channel
+  auto bins = px.select(1, 0) * 16 + px.select(1, 1) * 4 + px.select(1, 2);
+  auto keep = figure.reshape({-1}).ne(0);
+  auto h = torch::zeros({64}, torch::kFloat64);
+  auto chosen = bins.masked_select(keep);
+  if (chosen.numel() == 0) return h;
+  h.index_add_(0, chosen, torch::ones({chosen.numel()}, torch::kFloat64));
+  return h / h.sum();
+}
+
+double histogram_distance(const torch::Tensor& a, const torch::Tensor& b) {
+  SPRINT_CHECK(a.numel() == 64 && b.numel() == 64, "histogram_distance: expected two 64-bin histograms");
+  const double bc = (a.to(torch::kFloat64) * b.to(torch::kFloat64)).clamp_min(0).sqrt().sum().item<double>();
+  return std::sqrt(std::max(0.0, 1.0 - bc));
+}
+
+int64_t colour_retrieval_rank(const torch::Tensor& query, const torch::Tensor& gallery,
+                              const std::vector<int64_t>& labels, int64_t target) {
+  SPRINT_CHECK(gallery.dim() == 2 && gallery.size(1) == 64 && gallery.size(0) == static_cast<int64_t>(labels.size()),
+               "colour_retrieval_rank: gallery ", shape_str(gallery.sizes().vec()), " with ", labels.size(),
+               " labels");
+  std::map<int64_t, double> best;  // label -> nearest distance
+  for (int64_t g = 0; g < gallery.size(0); ++g) {
+    const double d = histogram_distance(query, gallery[g]);
+    auto [it, fresh] = best.emplace(labels[static_cast<size_t>(g)], d);
+    if (!fresh) it->second = std::min(it->second, d);
+  }
+  auto t = best.find(target);
+  SPRINT_CHECK(t != best.end(), "colour_retrieval_rank: target label ", target, " is not in the gallery");
+  int64_t rank = 1;
+  for (const auto& [label, d] : best)
+    if (label != target && (d < t->second || (d == t->second && label < target))) ++rank;
+  return rank;
+}
+
+Interval bootstrap_ci(int64_t n, const std::function<double(const std::vector<int64_t>&)>& stat, double level,
+                      int resamples, uint64_t seed) {
+  SPRINT_CHECK(n >= 1 && level > 0 && level < 1 && resamples >= 10, "bootstrap_ci: n = ", n, ", level = ", level,
+               ", resamples = ", resamples);
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
+  Interval out;
+  out.value = stat(idx);
+  std::vector<double> draws;
+  draws.reserve(static_cast<size_t>(resamples));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (int r = 0; r < resamples; ++r) {
+    auto pick = torch::randint(n, {n}, gen, torch::kInt64);
+    const auto* p = pick.data_ptr<int64_t>();
+    std::vector<int64_t> sample(p, p + n);
+    draws.push_back(stat(sample));
+  }
+  std::sort(draws.begin(), draws.end());
+  auto at_q = [&](double q) {
+    const double pos = q * static_cast<double>(draws.size() - 1);
+    const auto lo = static_cast<size_t>(std::floor(pos));
+    const auto hi = std::min(draws.size() - 1, lo + 1);
+    return draws[lo] + (pos - static_cast<double>(lo)) * (draws[hi] - draws[lo]);
+  };
+  out.lo = at_q((1 - level) / 2);
+  out.hi = at_q(1 - (1 - level) / 2);
+  return out;
+}
+
+Interval bootstrap_mean(const std::vector<double>& values, double level, int resamples, uint64_t seed) {
+  SPRINT_CHECK(!values.empty(), "bootstrap_mean: no values");
+  for (double v : values) SPRINT_CHECK(std::isfinite(v), "bootstrap_mean: a value is not finite");
+  return bootstrap_ci(static_cast<int64_t>(values.size()), [&](const std::vector<int64_t>& idx) {
+    double sum = 0;
+    for (auto i : idx) sum += values[static_cast<size_t>(i)];
+    return sum / static_cast<double>(idx.size());
+  }, level, resamples, seed);
 }
 
 double frechet_distance(const torch::Tensor& a, const torch::Tensor& b) {

@@ -28,7 +28,30 @@ struct PictureEdgeOptions {
 };
 
 // (H, W, 3) RGB or (H, W, 4) RGBA uint8 -> the binary pen-line mask (Hc, Wc) uint8 (255 = ink) at canvas size.
+// Equals ink_lines(outline | inner, pen_width) of picture_lines.
 torch::Tensor picture_to_stroke_mask(const torch::Tensor& picture, const PictureEdgeOptions& options = {});
+
+// Step 2 alone, as two layers of 1-px lines at canvas size, (Hc, Wc) uint8 with 255 on a line: `outline` is the
+// boundary of everything that is not paper, `inner` the colour edges (Canny) that do not lie on that boundary (pixels
+// within 2 px of it are left to `outline`). Training draws sketches from these the way people do (outline only, some
+// inner lines left out; training/src/sketch_style.cpp).
+struct PictureLines {
+  torch::Tensor outline, inner;
+};
+PictureLines picture_lines(const torch::Tensor& picture, const PictureEdgeOptions& options = {});
+
+// Step 3: (H, W) uint8 lines inked with a round pen `pen_width` px wide (a disc dilation; 1 = unchanged).
+torch::Tensor ink_lines(const torch::Tensor& lines, int pen_width);
+
+// The figure of a picture on paper: (H, W) uint8, 255 where a pixel is not paper (some channel below paper_luma),
+// with the holes that paper-coloured areas leave inside the figure filled (white eyes, a white stripe). The
+// silhouette that a filled outline of the picture would have.
+torch::Tensor figure_mask(const torch::Tensor& picture, int paper_luma = 245);
+
+// A line drawing's silhouette: (H, W) uint8 lines (nonzero = line) -> 255 inside or on the outermost closed
+// outlines, 0 outside. Gaps in an outline up to about `close_px` pixels are bridged (a morphological closing) before
+// the inside is filled from the border, so a hand-drawn outline that does not quite meet itself still encloses.
+torch::Tensor fill_line_silhouette(const torch::Tensor& lines, int close_px = 5);
 
 // picture_to_stroke_mask then stroke_mask_to_scribble: (Hc, Wc) uint8 scribble map at canvas size (255 on lines).
 torch::Tensor picture_to_scribble(const torch::Tensor& picture, const PictureEdgeOptions& options = {});

@@ -1,9 +1,11 @@
 // (image, caption, condition map) training data from a dataset folder made by training/data/build_emoji_dataset.py:
 //   manifest.jsonl   {"id", "file", "caption", "captions": [...], "split": "train" | "heldout"} per line
 //   images/<id>.png  square RGB pictures on white
-// Batches are made on the fly: augmentation (flip, shift, scale: geometry only, so colours named in captions stay
-// true), then the condition map through picture_to_scribble (the app's stroke path) and scribble_to_condition (the
-// pipeline's condition transform), so training and the app's live sketching produce conditions the same way.
+// Batches are made on the fly: augmentation (flip, shift, scale, rotation, aspect stretch, a smooth elastic warp, and
+// cutting a picture into another item's silhouette: geometry only, so colours named in captions stay true), then the
+// condition map of the augmented picture, drawn as a person would sketch it (sketch_style.h) through the app's stroke
+// path, and scribble_to_condition (the pipeline's condition transform), so training and the app's live sketching
+// produce conditions the same way.
 // Every random choice comes from the caller's generator: batches are a pure function of (seed, step, generator
 // state), which makes --resume bit-identical.
 #pragma once
@@ -14,11 +16,13 @@
 #include <vector>
 
 #include "sprint/picture_edges.h"
+#include "sprint/training/sketch_style.h"
 
 namespace sprint::training {
 
 struct DataItem {
   std::string id;
+  std::string base_id;                // the emoji this picture draws (manifest "base_id"; = id when absent)
   std::vector<std::string> captions;  // [0] = the canonical caption
   torch::Tensor image;                // (S, S, 3) uint8
 };
@@ -43,9 +47,14 @@ struct AugmentOptions {
   bool flip = true;            // horizontal; never for captions that name a side (left/right)
   double max_shift = 0.06;     // fraction of the side
   double min_scale = 0.85, max_scale = 1.1;
+  double max_rotate = 0.0;       // degrees, uniform in [-max, max]
+  double max_stretch = 0.0;      // aspect stretch: x and y scaled by (1 + a) and 1 / (1 + a), a uniform in +-max
+  double elastic = 0.0;          // smooth warp (smooth_warp_maps, 4 x 4 lattice), amplitude as a fraction of the side
+  double shape_transfer = 0.0;   // probability of cut_into_silhouette with a random other item's shape
   double caption_dropout = 0.0;  // probability of the empty caption (classifier-free guidance)
   bool caption_variants = true;  // draw among the item's captions, else always the canonical one
   bool enabled = true;
+  SketchStyleOptions sketch;     // how condition maps are drawn (off: the exact picture_to_scribble map)
 };
 
 struct Batch {

@@ -22,12 +22,25 @@
 //                     the dataset's training pictures apart (one class per picture) under the training augmentation.
 //                     Its pooled activations are the features; the head is only there for training.
 //
+//   silhouette_iou    Shape adherence: intersection over union of two (H, W) masks (the filled sketch against the
+//                     output's figure, figure_mask in picture_edges.h).
+//
+//   colour_histogram  A shape-independent descriptor of what a picture shows: the normalised histogram of its figure's
+//                     pixels over a 4 x 4 x 4 RGB grid (paper excluded). Prompt fidelity on mismatched sketches is
+//                     measured by retrieval with it (colour_retrieval_rank): when the sketch fixes the shape, the
+//                     prompt can only show in the colours and the marks inside the outline, and an emoji's palette
+//                     names it well (red apple, yellow face, blue heart).
+//
+//   bootstrap_ci      Percentile bootstrap intervals: a statistic recomputed on resamples (with replacement) of the
+//                     evaluation cases, seeded, so each number of the report carries its 95 % interval.
+//
 // Library code: no I/O; bad input throws sprint::Error naming the argument.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <vector>
 
 namespace sprint::training {
@@ -49,6 +62,33 @@ struct EdgeScores {
   double precision = 0, recall = 0, f1 = 0;
 };
 EdgeScores edge_scores(const torch::Tensor& reference_map, const torch::Tensor& output_map, int tolerance_px);
+
+// masks (H, W), same size, any dtype; nonzero = inside. Both empty -> 1.
+double silhouette_iou(const torch::Tensor& a, const torch::Tensor& b);
+
+// picture (H, W, 3) uint8; figure (H, W) nonzero where the picture's figure is. Returns a (64,) float64 histogram
+// summing to 1 (all zeros for an empty figure).
+torch::Tensor colour_histogram(const torch::Tensor& picture, const torch::Tensor& figure);
+
+// Hellinger distance between two colour histograms, in [0, 1].
+double histogram_distance(const torch::Tensor& a, const torch::Tensor& b);
+
+// The rank (1 = nearest) of `target` among the distinct labels of `gallery` ordered by their nearest histogram's
+// distance to `query`: gallery (G, 64) histograms with labels (G) (several pictures may share a label, e.g. two
+// drawing styles of one emoji; a label counts once, at its nearest picture). Throws when target is not a label.
+int64_t colour_retrieval_rank(const torch::Tensor& query, const torch::Tensor& gallery,
+                              const std::vector<int64_t>& labels, int64_t target);
+
+struct Interval {
+  double value = 0, lo = 0, hi = 0;  // the statistic on all cases and its percentile interval
+};
+// Mean of `values` with its bootstrap interval at `level` (e.g. 0.95), from `resamples` resamples seeded by `seed`.
+// NaN entries are not allowed; one value gives [v, v].
+Interval bootstrap_mean(const std::vector<double>& values, double level = 0.95, int resamples = 2000,
+                        uint64_t seed = 0);
+// Any statistic of a case set: stat(indices) on the identity and on `resamples` resamples of [0, n).
+Interval bootstrap_ci(int64_t n, const std::function<double(const std::vector<int64_t>&)>& stat, double level = 0.95,
+                      int resamples = 2000, uint64_t seed = 0);
 
 struct FeatureNetConfig {
   int64_t in_channels = 3;
