@@ -75,6 +75,12 @@ LoadReport load_state_dict(torch::nn::Module& module, const safetensors::Archive
                              safetensors::dtype_name(info.dtype)));
       continue;
     }
+    // NaN or Inf weights would draw a black picture without a word: refused here, naming the tensor.
+    if (const auto bad = src.numel() - torch::isfinite(src).sum().item<int64_t>(); bad > 0) {
+      problems.push_back(str("tensor '", key, "' holds ", bad, " NaN or Inf value", bad > 1 ? "s" : "", " (of ",
+                             src.numel(), ")"));
+      continue;
+    }
     // Move the module's tensor to the run dtype/device, then copy the checkpoint value in.
     if (target.scalar_type() != opt.dtype || target.device() != opt.device) {
       target.set_data(target.detach().to(opt.device, opt.dtype));

@@ -227,6 +227,12 @@ std::shared_ptr<File> File::open(const std::string& path) {
   const uint64_t data_size = file_size - 8 - header_len;
   f->data_ = bytes + 8 + header_len;
 
+  // The reference reader wants the header to be a JSON object from its first byte: no byte-order mark, no leading
+  // whitespace (trailing spaces are the writers' alignment padding and are fine).
+  if (header_len == 0 || hbegin[0] != '{')
+    throw fail(str("bad JSON header: it must start with '{' (expected an object)", header_len >= 3 && std::memcmp(hbegin, "\xEF\xBB\xBF", 3) == 0
+                                                                 ? " (it starts with a UTF-8 byte-order mark)"
+                                                                 : ""));
   // nlohmann's lexer treats a NUL byte as the end of input and would silently ignore whatever follows it; raw NULs
   // are never valid JSON, so reject them here like the reference reader does.
   if (const void* nul = std::memchr(hbegin, '\0', header_len))
@@ -259,18 +265,27 @@ std::shared_ptr<File> File::open(const std::string& path) {
   // "File order" is the order of the bytes in the data section (ties, i.e. empty tensors, by name). Sorting also
   // makes the overlap check a single O(n log n) pass.
   std::sort(f->tensors_.begin(), f->tensors_.end(), [](const TensorInfo& a, const TensorInfo& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.name < b.name;
+    if (a.begin != b.begin) return a.begin < b.begin;
+    return a.end != b.end ? a.end < b.end : a.name < b.name;
   });
-  const TensorInfo* prev = nullptr;  // the non-empty tensor reaching furthest so far
+  // The data section must be exactly the tensors' bytes, back to back, as the reference reader demands: a gap, an
+  // overlap or bytes after the last tensor mean the header and the data disagree (a header length off by one byte
+  // shifts every tensor by that byte and would otherwise load silently wrong weights).
+  uint64_t expected = 0;
+  const TensorInfo* prev = nullptr;
   for (const auto& t : f->tensors_) {
-    if (t.begin == t.end) continue;  // empty tensors own no bytes, so they cannot overlap anything
-    if (prev && t.begin < prev->end)
+    if (t.begin < expected)
       throw fail(str("tensor '", t.name, "' (bytes [", t.begin, ", ", t.end, ")) overlaps tensor '", prev->name,
                      "' (bytes [", prev->begin, ", ", prev->end, "))"));
-    if (!prev || t.end > prev->end) prev = &t;
+    if (t.begin > expected)
+      throw fail(str("gap of ", t.begin - expected, " bytes before tensor '", t.name, "' (bytes [", t.begin, ", ",
+                     t.end, ")): the data section must hold the tensors back to back"));
+    expected = t.end;
+    if (t.end > t.begin) prev = &t;
   }
-  // Gaps between tensors and trailing padding are accepted: the format asks for a packed data section but
-  // real-world writers differ, and unreferenced bytes are harmless.
+  if (expected != data_size)
+    throw fail(str(data_size - expected, " bytes after the last tensor (the data section is ", data_size,
+                   " bytes, the tensors end at ", expected, "): the header length or the offsets are wrong"));
 
   for (size_t i = 0; i < f->tensors_.size(); ++i) f->index_.emplace(f->tensors_[i].name, i);
   return f;

@@ -1,6 +1,8 @@
 // load_state_dict: binds by exact key and reports name, expected and actual shape.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "sprint/loader.h"
 #include "sprint/transformer.h"
 #include "test_util.h"
@@ -56,6 +58,23 @@ TEST(Loader, ShapeMismatchSaysNameExpectedAndGot) {
   auto path = write(sd);
   EXPECT_TRUE(throws_with([&] { load_state_dict(*m, safetensors::Archive::open(path), {}); },
                           {path, "tensor 'transformer_blocks.1.attn1.to_q.weight': expected [8, 8], got [6, 8]"}));
+}
+
+TEST(Loader, NonFiniteWeightsAreRefusedByName) {
+  // NaN or Inf weights would make every picture black without a word; each such tensor is named with its count.
+  SanaTransformer2DModel m(tiny());
+  auto sd = state_of(*m);
+  auto w = sd["transformer_blocks.0.attn1.to_k.weight"].clone();
+  w[0][0] = std::numeric_limits<float>::quiet_NaN();
+  w[1][2] = std::numeric_limits<float>::infinity();
+  sd["transformer_blocks.0.attn1.to_k.weight"] = w;
+  auto b = sd["proj_out.bias"].clone();
+  b[0] = -std::numeric_limits<float>::infinity();
+  sd["proj_out.bias"] = b;
+  auto path = write(sd);
+  EXPECT_TRUE(throws_with([&] { load_state_dict(*m, safetensors::Archive::open(path), {}); },
+                          {path, "2 problems", "tensor 'transformer_blocks.0.attn1.to_k.weight' holds 2 NaN or Inf values",
+                           "tensor 'proj_out.bias' holds 1 NaN or Inf value"}));
 }
 
 TEST(Loader, MissingAndUnexpectedKeysAreAllListed) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -251,16 +252,38 @@ TEST(SafetensorsRead, ZeroDimAndEmptyTensors) {
   EXPECT_EQ(f->find("tail")->numel(), 0);
 }
 
-TEST(SafetensorsRead, GapsAndTrailingPaddingAreAccepted) {
+TEST(SafetensorsMalformed, GapsTrailingBytesAndByteOrderMarksAreRejected) {
+  // As the reference reader: the data section is exactly the tensors' bytes, and the header starts with '{'.
   std::string header = R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
                        R"("b":{"dtype":"U8","shape":[3],"data_offsets":[5,8]}})";
-  std::string data = std::string("\x01\x02", 2) + "GAP" + "\x03\x04\x05" + "trailing padding";
-  auto f = st::File::open(write_raw("st-gaps", raw_file(header, data)));
-  EXPECT_TRUE(torch::equal(f->tensor("a"), torch::tensor({1, 2}, torch::kUInt8)));
+  std::string data = std::string("\x01\x02", 2) + "GAP" + "\x03\x04\x05";
+  EXPECT_TRUE(throws_with([&] { st::File::open(write_raw("st-gaps", raw_file(header, data))); },
+                          {"gap of 3 bytes before tensor 'b'"}));
+  std::string packed = R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
+                       R"("b":{"dtype":"U8","shape":[3],"data_offsets":[2,5]}})";
+  EXPECT_TRUE(throws_with(
+      [&] { st::File::open(write_raw("st-trailing", raw_file(packed, "\x01\x02\x03\x04\x05trailing"))); },
+      {"8 bytes after the last tensor"}));
+  EXPECT_TRUE(throws_with([&] { st::File::open(write_raw("st-bom", raw_file("\xEF\xBB\xBF" + packed, "12345"))); },
+                          {"must start with '{'", "byte-order mark"}));
+  // The same file, packed, opens; in header order or not, tensors are listed in data order.
+  auto f = st::File::open(write_raw("st-packed", raw_file(packed, "\x01\x02\x03\x04\x05")));
   EXPECT_TRUE(torch::equal(f->tensor("b"), torch::tensor({3, 4, 5}, torch::kUInt8)));
-  // Tensors are listed in data order, whatever the header order.
   EXPECT_EQ(f->tensors()[0].name, "a");
-  EXPECT_EQ(f->tensors()[1].name, "b");
+}
+
+TEST(SafetensorsMalformed, HeaderLengthOneByteShortIsRejectedNotShifted) {
+  // A writer pads the header with spaces; a header length one byte short still parses as JSON but moves the data
+  // section one byte earlier. Every tensor would read one byte off; the strict layout check refuses the file.
+  const std::string header = std::string(R"({"w":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})") + "    ";
+  std::string bytes = raw_file(header, "\x01\x02\x03\x04");
+  EXPECT_NO_THROW(st::File::open(write_raw("st-short-header", bytes)));
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  --n;
+  std::memcpy(bytes.data(), &n, 8);
+  EXPECT_TRUE(throws_with([&] { st::File::open(write_raw("st-short-header2", bytes)); },
+                          {"1 bytes after the last tensor"}));
 }
 
 TEST(SafetensorsRead, TensorsListedInDataOrder) {
