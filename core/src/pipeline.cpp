@@ -170,7 +170,7 @@ void Pipeline::load_components() {
   p->text_encoder_ = load_text_encoder((root / "text_encoder").string(), lo);
   p->transformer_ = load_transformer((root / "transformer").string(), lo);
   p->vae_ = load_vae((root / "vae").string(), lo);
-  p->vae_->set_fast_cpu(p->fast_cpu_vae_);
+  p->vae_->prepare_for_inference(lo.device, lo.dtype, VaeInferenceOptions{p->fast_cpu_vae_});
   p->vae_scale_ = p->vae_->config.spatial_compression();
   // Components must fit together; say which config keys disagree rather than failing inside a matmul.
   const auto& tc = p->transformer_->config;
