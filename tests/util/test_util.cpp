@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <sstream>
 
@@ -15,6 +16,8 @@ namespace fs = std::filesystem;
 namespace sprint::test {
 
 std::string fixture_path(const std::string& relative) { return std::string(SPRINT_FIXTURES_DIR) + "/" + relative; }
+
+FixtureCases::FixtureCases(const std::string& relative) : archive_(safetensors::Archive::open(fixture_path(relative))) {}
 
 std::string artifact_path(const std::string& relative) {
   fs::path p = fs::path(SPRINT_ARTIFACTS_DIR) / relative;
@@ -71,6 +74,12 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return ::testing::AssertionFailure() << os.str();
 }
 
+::testing::AssertionResult close_nmse_printed(const std::string& what, const torch::Tensor& actual,
+                                              const torch::Tensor& reference, double tol) {
+  std::printf("[ metric   ] %-40s NMSE %.3e\n", what.c_str(), nmse(actual, reference));
+  return close_nmse(actual, reference, tol);
+}
+
 std::vector<std::string> fixture_pipeline_prompts() {
   return read_json_file(fixture_path("pipeline/prompts.json")).get<std::vector<std::string>>();
 }
@@ -80,12 +89,18 @@ const std::vector<std::pair<int, int>>& fixture_pipeline_cases() {
   return cases;
 }
 
-GenerateRequest fixture_pipeline_request(const safetensors::Archive& cases, const std::string& key,
-                                         const std::string& prompt, int steps) {
+FixtureCases fixture_pipeline_references() { return FixtureCases("pipeline/cases.safetensors"); }
+
+std::string fixture_pipeline_key(bool control, int prompt, int steps) {
+  return str(control ? "control" : "plain", ".p", prompt, ".s", steps);
+}
+
+GenerateRequest fixture_pipeline_request(const FixtureCases& cases, const std::string& key, const std::string& prompt,
+                                         int steps) {
   GenerateRequest r;
   r.prompt = prompt;
   r.steps = steps;
-  r.seed = static_cast<uint64_t>(cases.tensor(key + ".seed").item<int64_t>());
+  r.seed = static_cast<uint64_t>(cases[key + ".seed"].item<int64_t>());
   r.width = r.height = 64;
   r.guidance = 4.5;
   return r;
@@ -107,23 +122,30 @@ GenerateRequest bundled_apple_request(uint64_t seed) {
   return r;
 }
 
+void expect_fixture_case_close(const GenerateResult& out, const FixtureCases& cases, const std::string& key,
+                               double tol) {
+  EXPECT_TRUE(close_nmse(out.latent, cases[key + ".latent"], tol)) << key;
+  if (cases.contains(key + ".image"))
+    EXPECT_TRUE(close_nmse((out.image * 0.5 + 0.5).clamp(0, 1), cases[key + ".image"], tol)) << key;
+}
+
 std::vector<FixtureCaseError> fixture_pipeline_errors(const PipelineOptions& options) {
-  auto c = safetensors::Archive::open(fixture_path("pipeline/cases.safetensors"));
+  const auto c = fixture_pipeline_references();
   const auto prompts = fixture_pipeline_prompts();
   auto pipe = ControlPipeline::load(fixture_path("pipeline/tiny_pipeline"), options);
-  pipe->set_control_scale(c.tensor("control_scale").item<double>());
+  pipe->set_control_scale(c["control_scale"].item<double>());
   std::vector<FixtureCaseError> errors;
   for (const bool control : {false, true}) {
-    if (control) pipe->set_condition(c.tensor("condition_map").clone(), /*version=*/1);
+    if (control) pipe->set_condition(c["condition_map"].clone(), /*version=*/1);
     for (auto [p, steps] : fixture_pipeline_cases()) {
-      const std::string plain_key = str("plain.p", p, ".s", steps);
-      const std::string key = str(control ? "control" : "plain", ".p", p, ".s", steps);
+      const std::string plain_key = fixture_pipeline_key(false, p, steps);
+      const std::string key = fixture_pipeline_key(control, p, steps);
       auto out = pipe->generate(fixture_pipeline_request(c, key, prompts.at(static_cast<size_t>(p)), steps));
       FixtureCaseError e;
       e.key = key;
-      e.latent = nmse(out.latent, c.tensor(key + ".latent"));
-      if (c.contains(key + ".image")) e.image = nmse((out.image * 0.5 + 0.5).clamp(0, 1), c.tensor(key + ".image"));
-      if (control) e.latent_vs_plain = nmse(out.latent, c.tensor(plain_key + ".latent"));
+      e.latent = nmse(out.latent, c[key + ".latent"]);
+      if (c.contains(key + ".image")) e.image = nmse((out.image * 0.5 + 0.5).clamp(0, 1), c[key + ".image"]);
+      if (control) e.latent_vs_plain = nmse(out.latent, c[plain_key + ".latent"]);
       errors.push_back(e);
     }
   }
