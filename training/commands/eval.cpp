@@ -139,22 +139,10 @@ json run_settings(const std::string& model_dir) {
   return out;
 }
 
-// (1, 3, R, R) in [-1, 1] -> (R, R, 3) uint8.
-torch::Tensor to_picture(const torch::Tensor& image) {
-  return image[0].clamp(-1, 1).add(1).mul(127.5).round().to(torch::kUInt8).permute({1, 2, 0}).contiguous();
-}
-
 // The line map of a generated image: upsampled (bicubic) to the dataset's picture size, then the condition-map
 // function training uses on the pictures.
 torch::Tensor output_map(const torch::Tensor& image, int64_t picture_side, const PictureEdgeOptions& edges) {
-  auto pic = to_picture(image);
-  if (pic.size(0) != picture_side) {
-    cv::Mat src(static_cast<int>(pic.size(0)), static_cast<int>(pic.size(1)), CV_8UC3, pic.data_ptr<uint8_t>()), dst;
-    cv::resize(src, dst, cv::Size(static_cast<int>(picture_side), static_cast<int>(picture_side)), 0, 0,
-               cv::INTER_CUBIC);
-    pic = torch::from_blob(dst.data, {dst.rows, dst.cols, 3}, torch::kUInt8).clone();
-  }
-  return picture_to_scribble(pic, edges);
+  return picture_to_scribble(picture_at(as_picture(image), picture_side), edges);
 }
 
 std::string file_stem(const std::string& name) {

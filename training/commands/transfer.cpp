@@ -22,7 +22,10 @@ torch::Tensor resize_mask(const torch::Tensor& m, int64_t r) {
   return torch::from_blob(dst.data, {dst.rows, dst.cols}, torch::kUInt8).clone();
 }
 
-// (1, 3, R, R) in [-1, 1] -> (R, R, 3) uint8.
+std::string percent_kind(double f) { return str("partial ", static_cast<int>(std::lround(f * 100)), " %"); }
+
+}  // namespace
+
 torch::Tensor as_picture(const torch::Tensor& image) {
   return image[0].detach().to(torch::kCPU, torch::kFloat32).clamp(-1, 1).add(1).mul(127.5).round().to(torch::kUInt8)
       .permute({1, 2, 0}).contiguous();
@@ -36,10 +39,6 @@ torch::Tensor picture_at(const torch::Tensor& pic, int64_t r) {
              r < src.rows ? cv::INTER_AREA : cv::INTER_CUBIC);
   return torch::from_blob(dst.data, {dst.rows, dst.cols, 3}, torch::kUInt8).clone();
 }
-
-std::string percent_kind(double f) { return str("partial ", static_cast<int>(std::lround(f * 100)), " %"); }
-
-}  // namespace
 
 TransferOptions read_transfer_options(ConfigFile& cfg) {
   TransferOptions o;

@@ -46,6 +46,11 @@ struct TransferCase {
 };
 std::vector<TransferCase> make_transfer_cases(const ImageCaptionDataset& held, const PictureEdgeOptions& edges,
                                               const TransferOptions& o, uint64_t seed);
+// (1, 3, R, R) in [-1, 1] -> (R, R, 3) uint8 on the CPU.
+torch::Tensor as_picture(const torch::Tensor& image);
+// (S, S, 3) uint8 -> (r, r, 3) (area resize when shrinking, bicubic when growing; the same tensor when S = r).
+torch::Tensor picture_at(const torch::Tensor& picture, int64_t r);
+
 // The kinds in report order.
 std::vector<std::string> transfer_kinds(const TransferOptions& o);
 
