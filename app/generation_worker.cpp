@@ -9,10 +9,8 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
-#include <filesystem>
 
 #include "sprint/app/canvas_size.h"
-#include "sprint/control_pipeline.h"
 #include "sprint/error.h"
 #include "sprint/image_io.h"
 #include "sprint/runtime.h"
@@ -95,18 +93,12 @@ void GenerationWorker::run() {
     const auto t0 = std::chrono::steady_clock::now();
     ModelInfo info;
     info.model_dir = model_dir_;
-    info.has_controlnet = std::filesystem::is_directory(std::filesystem::path(model_dir_) / "controlnet");
-    if (info.has_controlnet) {
-      auto cp = ControlPipeline::load(model_dir_, options_);
-      control_ = cp.get();
-      pipeline_ = std::move(cp);
-    } else {
-      pipeline_ = Pipeline::load(model_dir_, options_);
-    }
+    pipeline_ = Pipeline::load(model_dir_, options_);
+    info.has_controlnet = pipeline_->has_controlnet();
     info.load_ms = ms_since(t0);
     info.runtime = describe_runtime(pipeline_->device());
     info.device = pipeline_->device().str();
-    const int side = pipeline_->transformer().config.sample_size * pipeline_->vae_scale_factor();
+    const int side = pipeline_->native_size();
     info.default_width = info.default_height = side;
     info.sketch_canvas = pipeline_->prompt_options().sketch_canvas;
     std::tie(info.canvas_width, info.canvas_height) = sketch_canvas_size(info.sketch_canvas, side, side);
@@ -150,47 +142,40 @@ void GenerationWorker::run() {
 FrameResult GenerationWorker::generate(const Slot::Job& job) {
   const auto t0 = std::chrono::steady_clock::now();
   const LiveRequest& req = job.payload;
-  const LiveSettings& s = req.settings;
+  const GenerationSettings& s = req.settings;
   FrameResult r;
   r.job_id = job.id;
   r.final = job.final;
   r.key = job.key;
-  r.width = req.width;
-  r.height = req.height;
-  const int cw = req.canvas_width > 0 ? req.canvas_width : req.width;
-  const int ch = req.canvas_height > 0 ? req.canvas_height : req.height;
+  r.width = s.size.width;
+  r.height = s.size.height;
+  const int cw = req.canvas_width > 0 ? req.canvas_width : r.width;
+  const int ch = req.canvas_height > 0 ? req.canvas_height : r.height;
   r.canvas_width = cw;
   r.canvas_height = ch;
   r.canvas = req.canvas;
 
-  if (control_) {
+  // The sketch reaches the model only through a ControlNet.
+  if (pipeline_->has_controlnet()) {
     SPRINT_CHECK(req.canvas && req.canvas->size() == static_cast<size_t>(cw) * ch, "canvas is ",
                  req.canvas ? req.canvas->size() : 0, " bytes, expected ", cw, "x", ch);
-    if (req.canvas_revision != condition_revision_ || s.thickness != condition_thickness_ ||
-        condition_bytes_.size() != static_cast<size_t>(cw) * ch) {
+    if (req.canvas_revision != condition_revision_ || s.thickness != condition_thickness_ || !condition_map_.defined() ||
+        condition_map_.numel() != static_cast<int64_t>(cw) * ch) {
       const auto ts = std::chrono::steady_clock::now();
-      // The scribble map is made at the canvas size (the line width the ControlNet was trained with);
-      // set_condition resizes it to the generation size. from_blob does not own the bytes; sketch_to_scribble
-      // reads them before returning.
+      // The scribble map is made at the canvas size (the line width the ControlNet was trained with); the pipeline
+      // resizes it to the generation size. from_blob does not own the bytes; sketch_to_scribble reads them before
+      // returning.
       auto sketch = torch::from_blob(const_cast<uint8_t*>(req.canvas->data()), {ch, cw}, torch::kUInt8);
-      torch::Tensor map = sketch_to_scribble(sketch, s.thickness).contiguous();
-      control_->set_condition(map, ++condition_version_);
-      condition_bytes_.assign(map.data_ptr<uint8_t>(), map.data_ptr<uint8_t>() + map.numel());
+      condition_map_ = sketch_to_scribble(sketch, s.thickness).contiguous();
+      ++condition_version_;
       condition_revision_ = req.canvas_revision;
       condition_thickness_ = s.thickness;
       r.scribble_ms = ms_since(ts);
     }
-    control_->set_control_scale(s.control_scale);
-    r.condition = condition_bytes_;
+    r.condition.assign(condition_map_.data_ptr<uint8_t>(), condition_map_.data_ptr<uint8_t>() + condition_map_.numel());
   }
 
-  GenerateRequest g;
-  g.prompt = s.prompt;
-  g.steps = s.steps;
-  g.guidance = s.guidance;
-  g.seed = s.seed;
-  g.width = req.width;
-  g.height = req.height;
+  GenerateRequest g = make_generate_request(s, condition_map_, condition_version_);
   g.cancelled = [this] { return stopping_.load(); };
   g.image_on_device = pipeline_->device().is_cuda();  // the frame stays on the GPU for the interop display
   GenerateResult out = pipeline_->generate(g);

@@ -15,33 +15,21 @@
 #include <vector>
 
 #include "sprint/app/request_slot.h"
+#include "sprint/generation_settings.h"
 #include "sprint/pipeline.h"
 
 namespace sprint {
 
-class ControlPipeline;
-
-// Everything a frame depends on besides the canvas.
-struct LiveSettings {
-  std::string prompt;
-  int steps = 2;                 // 1-4
-  double guidance = 4.5;         // embedded guidance: no extra pass
-  double control_scale = 1.0;    // ControlNet conditioning scale
-  uint64_t seed = 0;
-  int thickness = 2;             // scribble thickness (Sana demo: 1-4, default 2)
-  bool operator==(const LiveSettings&) const = default;
-};
-
-// The dirty key: canvas revision (StrokeHistory::revision) + settings. Equal keys give the same frame.
+// The dirty key: canvas revision (StrokeHistory::revision) + the settings (everything a frame depends on besides
+// the canvas). Equal keys give the same frame.
 struct LiveKey {
   uint64_t canvas_revision = 0;
-  LiveSettings settings;
+  GenerationSettings settings;
   bool operator==(const LiveKey&) const = default;
 };
 
 struct LiveRequest {
-  LiveSettings settings;
-  int width = 0, height = 0;                           // generation size (multiples of 32)
+  GenerationSettings settings;                         // settings.size: the generation size (multiples of 32)
   int canvas_width = 0, canvas_height = 0;             // sketch canvas size (sketch_canvas_size(); 0 = width, height)
   std::shared_ptr<const std::vector<uint8_t>> canvas;  // (canvas_height, canvas_width) luma, 255 paper, 0 ink
   uint64_t canvas_revision = 0;
@@ -71,7 +59,7 @@ struct FrameResult {
   torch::Tensor rgb_device;
   int canvas_width = 0, canvas_height = 0;
   std::shared_ptr<const std::vector<uint8_t>> canvas;  // the sketch this frame was made from (canvas size)
-  // (canvas_height, canvas_width) scribble map made from the sketch, before ControlPipeline resizes it to the
+  // (canvas_height, canvas_width) scribble map made from the sketch, before the pipeline resizes it to the
   // generation size; empty without a ControlNet
   std::vector<uint8_t> condition;
   StageTimes times;
@@ -124,11 +112,12 @@ class GenerationWorker {
 
   // Worker-thread only.
   std::unique_ptr<Pipeline> pipeline_;
-  ControlPipeline* control_ = nullptr;  // pipeline_ when the model has a ControlNet
+  // The scribble map of the last canvas revision and thickness, and its version for the pipeline's condition cache
+  // (one more each time the map is remade).
   uint64_t condition_revision_ = ~0ull;
   int condition_thickness_ = -1;
   uint64_t condition_version_ = 0;
-  std::vector<uint8_t> condition_bytes_;
+  torch::Tensor condition_map_;
 
   std::thread thread_;  // last: starts after every member above exists
 };

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "sprint/error.h"
+#include "sprint/generation_settings.h"
 
 namespace sprint {
 
@@ -24,11 +25,16 @@ ReplayEvent parse_event(const nlohmann::json& j, const std::filesystem::path& ba
   } else if (type == "set") {
     e.type = T::Set;
     e.text = j.at("name").get<std::string>();
-    e.value = j.at("value").is_boolean() ? (j.at("value").get<bool>() ? 1.0 : 0.0) : j.at("value").get<double>();
-    static const char* kNames[] = {"steps", "guidance", "control_scale", "seed", "seed_locked", "thickness",
-                                   "brush_radius", "eraser", "show_condition"};
-    SPRINT_CHECK(std::find(std::begin(kNames), std::end(kNames), e.text) != std::end(kNames), "unknown setting '",
-                 e.text, "'");
+    e.value = j.at("value");
+    if (is_setting(e.text)) {
+      GenerationSettings check;  // a value of the wrong type fails here, at load time
+      update_settings_from_json(check, nlohmann::json::object({{e.text, e.value}}), "set");
+    } else {
+      static const char* kPanelNames[] = {"seed_locked", "brush_radius", "eraser", "show_condition"};
+      SPRINT_CHECK(std::find(std::begin(kPanelNames), std::end(kPanelNames), e.text) != std::end(kPanelNames),
+                   "unknown setting '", e.text, "'");
+      SPRINT_CHECK(e.value.is_number() || e.value.is_boolean(), "setting '", e.text, "' needs a number or true/false");
+    }
   } else if (type == "stroke" || type == "mouse_stroke") {
     e.type = type == "stroke" ? T::Stroke : T::MouseStroke;
     for (const auto& p : j.at("points")) {
@@ -166,21 +172,23 @@ bool ReplayPlayer::apply(const ReplayEvent& e, Target& target, double dt) {
   auto& c = target.controls;
   switch (e.type) {
     case T::Prompt:
-      c.prompt = e.text;
+      c.settings.prompt = e.text;
       target.settings_changed = true;
       break;
-    case T::Set:
-      if (e.text == "steps") c.steps = static_cast<int>(e.value);
-      else if (e.text == "guidance") c.guidance = static_cast<float>(e.value);
-      else if (e.text == "control_scale") c.control_scale = static_cast<float>(e.value);
-      else if (e.text == "seed") c.seed = static_cast<uint64_t>(e.value);
-      else if (e.text == "seed_locked") c.seed_locked = e.value != 0;
-      else if (e.text == "thickness") c.thickness = static_cast<int>(e.value);
-      else if (e.text == "brush_radius") c.brush.radius = static_cast<float>(e.value);
-      else if (e.text == "eraser") c.brush.eraser = e.value != 0;
-      else if (e.text == "show_condition") c.show_condition = e.value != 0;
+    case T::Set: {
+      if (is_setting(e.text)) {
+        update_settings_from_json(c.settings, nlohmann::json::object({{e.text, e.value}}), "replay");
+        target.settings_changed = true;
+        break;
+      }
+      const double v = e.value.is_boolean() ? (e.value.get<bool>() ? 1.0 : 0.0) : e.value.get<double>();
+      if (e.text == "seed_locked") c.seed_locked = v != 0;
+      else if (e.text == "brush_radius") c.brush.radius = static_cast<float>(v);
+      else if (e.text == "eraser") c.brush.eraser = v != 0;
+      else if (e.text == "show_condition") c.show_condition = v != 0;
       target.settings_changed = true;
       break;
+    }
     case T::Stroke:
       target.history.begin_stroke({e.points[0].x * target.width, e.points[0].y * target.height},
                                   e.radius * target.width, e.eraser);

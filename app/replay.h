@@ -5,8 +5,10 @@
 // File format:
 //   {"events": [
 //     {"t": 0.0, "type": "prompt", "text": "a cat"},
-//     {"t": 0.1, "type": "set", "name": "steps", "value": 2},     // steps guidance control_scale seed seed_locked
-//                                                                  // thickness brush_radius eraser show_condition
+//     {"t": 0.1, "type": "set", "name": "steps", "value": 2},     // any generation setting by its key (steps
+//                                                                  // guidance control_scale seed thickness ...,
+//                                                                  // sprint/generation_settings.h), or seed_locked
+//                                                                  // brush_radius eraser show_condition
 //     {"t": 0.2, "type": "stroke", "points": [[0.2, 0.2], [0.8, 0.7]], "radius": 0.03, "eraser": false,
 //      "duration": 0.5},                                           // points and radius as fractions of the canvas
 //     {"type": "mouse_stroke", "points": [[0.1, 0.1], [0.3, 0.1]], "duration": 0.3},  // same, but as mouse input
@@ -23,6 +25,8 @@
 // "t" is seconds from the start of the replay (default: right after the previous event). The replay clock stops
 // while an event waits, so later events keep their spacing.
 #pragma once
+
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <string>
@@ -42,7 +46,7 @@ struct ReplayEvent {
                       // Import: the path (resolved against the replay file's folder)
   std::string mode;   // Import: auto | sketch | picture | photo
   size_t index = 0;   // SelectHistory, ExportHistory
-  double value = 0;   // Set
+  nlohmann::json value;  // Set: the value as written (a generation setting's JSON form, or a number / bool)
   std::vector<ui::StrokePoint> points;  // Stroke, fractions of the canvas
   float radius = 0.02f;                 // Stroke, fraction of the canvas width
   bool eraser = false;

@@ -12,7 +12,7 @@
 #include "sprint/error.h"
 #include "sprint/hed.h"
 #include "sprint/image_io.h"
-#include "sprint/settings_meta.h"
+#include "sprint/generation_settings.h"
 
 namespace fs = std::filesystem;
 
@@ -29,7 +29,7 @@ constexpr float kThumbPx = 72.0f;          // history thumbnails, longer side
 // made while drawing shows the drawing).
 bool reflects(const LiveKey& frame, const LiveKey& input) {
   if (frame.canvas_revision != input.canvas_revision) return false;
-  LiveSettings a = frame.settings, b = input.settings;
+  GenerationSettings a = frame.settings, b = input.settings;
   a.steps = b.steps = 0;
   return a == b;
 }
@@ -65,10 +65,9 @@ std::string with_suffix(const std::string& path, const std::string& suffix) {
 }  // namespace
 
 Studio::Studio(StudioOptions options, std::function<void()> wake) : options_(std::move(options)) {
-  controls_.prompt = options_.prompt;
-  controls_.seed = options_.seed;
-  controls_.steps = options_.steps;
-  if (!options_.size.empty()) std::tie(width_, height_) = parse_size(options_.size);
+  controls_.settings = options_.settings;
+  width_ = options_.settings.size.width;
+  height_ = options_.settings.size.height;
   if (!options_.replay.empty()) replay_ = std::make_unique<ReplayPlayer>(load_replay(options_.replay));
   else if (options_.bench_frames > 0) replay_ = std::make_unique<ReplayPlayer>(bench_events());
   if (!options_.import_path.empty()) request_import(options_.import_path, parse_import_mode(options_.import_mode));
@@ -77,7 +76,7 @@ Studio::Studio(StudioOptions options, std::function<void()> wake) : options_(std
   photon_ = InputLatencyTracker<LiveKey>(reflects);
   PipelineOptions po;
   po.device = options_.device;
-  worker_ = std::make_unique<GenerationWorker>(options_.model, po, std::move(wake));
+  worker_ = std::make_unique<GenerationWorker>(options_.settings.model, po, std::move(wake));
 }
 
 Studio::~Studio() {
@@ -117,6 +116,7 @@ void Studio::on_model_ready() {
   }
   // The sketch canvas has the size the model's ControlNet was trained with (sprint_pipeline.json "sketch_canvas"),
   // scaled to the generation aspect; without it, the generation size.
+  controls_.settings.size = {width_, height_};
   std::tie(canvas_w_, canvas_h_) = sketch_canvas_size(info_->sketch_canvas, width_, height_);
   raster_.resize(canvas_w_, canvas_h_);
   controls_.brush.radius = default_brush_radius(canvas_w_, canvas_h_);
@@ -140,18 +140,7 @@ void Studio::on_model_ready() {
 }
 
 LiveKey Studio::user_key() const {
-  return LiveKey{info_ && info_->has_controlnet ? history_.revision() : 0, live_settings()};
-}
-
-LiveSettings Studio::live_settings() const {
-  LiveSettings s;
-  s.prompt = controls_.prompt;
-  s.steps = controls_.steps;
-  s.guidance = controls_.guidance;
-  s.control_scale = controls_.control_scale;
-  s.seed = controls_.seed;
-  s.thickness = controls_.thickness;
-  return s;
+  return LiveKey{info_ && info_->has_controlnet ? history_.revision() : 0, controls_.settings};
 }
 
 bool Studio::input_shown() const {
@@ -298,7 +287,7 @@ void Studio::show_frame(const ShownFrame& f, const torch::Tensor& rgb_device) {
 
 void Studio::submit_if_changed(bool final, double now_s) {
   if (!info_ || worker_->state() != GenerationWorker::State::Ready) return;
-  if (final && !controls_.seed_locked) controls_.seed = rng_() % kSeedRange;
+  if (final && !controls_.seed_locked) controls_.settings.seed = rng_() % kSeedRange;
   // Without a ControlNet the canvas does not reach the model: strokes must not cost a frame.
   const LiveKey user = user_key();
   photon_.observe(user, now_s);
@@ -322,8 +311,6 @@ void Studio::submit_if_changed(bool final, double now_s) {
   }
   LiveRequest req;
   req.settings = key.settings;
-  req.width = width_;
-  req.height = height_;
   req.canvas_width = canvas_w_;
   req.canvas_height = canvas_h_;
   req.canvas = canvas_snapshot_;
@@ -360,13 +347,8 @@ void Studio::restore_history(int index) {
                " frames; there is no frame ", index);
   selected_ = index;
   const ShownFrame f = frames_[index].frame;
-  const LiveSettings& s = f.key.settings;
-  controls_.prompt = s.prompt;
-  controls_.seed = s.seed;
-  controls_.steps = s.steps;
-  controls_.guidance = static_cast<float>(s.guidance);
-  controls_.control_scale = static_cast<float>(s.control_scale);
-  controls_.thickness = s.thickness;
+  const GenerationSettings& s = f.key.settings;
+  controls_.settings = s;
   show_frame(f);
   output_in_history_ = true;
   // The worker's "unchanged input" memory must not swallow a later request for its last key.
@@ -406,7 +388,7 @@ void Studio::refresh_canvas() {
 std::string Studio::status_line() const {
   std::string state;
   switch (worker_->state()) {
-    case GenerationWorker::State::Loading: state = "loading " + options_.model; break;
+    case GenerationWorker::State::Loading: state = "loading " + options_.settings.model; break;
     case GenerationWorker::State::Failed: state = "model failed to load"; break;
     case GenerationWorker::State::Ready: state = worker_->idle() ? "ready" : "generating"; break;
   }
@@ -470,7 +452,7 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
 
   ImGui::BeginChild("controls", ImVec2(kPanelWidth, -status_h), true);
   const std::string device = info_ ? info_->runtime : std::string("loading...");
-  const std::string model = fs::path(options_.model).lexically_normal().filename().string();
+  const std::string model = fs::path(options_.settings.model).lexically_normal().filename().string();
   ui::ControlsInfo ci;
   ci.device = device.c_str();
   ci.model = model.c_str();
@@ -490,7 +472,7 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
   if (a.undo) history_.undo();
   if (a.redo) history_.redo();
   if (a.clear) history_.clear();
-  if (a.randomise_seed) controls_.seed = rng_() % kSeedRange;
+  if (a.randomise_seed) controls_.settings.seed = rng_() % kSeedRange;
   if (a.import_image) request_import(controls_.import_path, static_cast<ImportMode>(controls_.import_mode));
   if (a.save_output) {
     const std::string path =
@@ -545,7 +527,7 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
   std::vector<ui::HistoryThumb> thumbs;
   thumbs.reserve(frames_.size());
   for (const auto& e : frames_) {
-    const LiveSettings& s = e.frame.key.settings;
+    const GenerationSettings& s = e.frame.key.settings;
     thumbs.push_back({ui::imgui_texture_id(e.thumb), e.frame.width, e.frame.height,
                       str(s.prompt, "\nseed ", s.seed, "   steps ", s.steps, "   guidance ", s.guidance, "   control ",
                           s.control_scale)});
@@ -701,19 +683,12 @@ void Studio::print_report() const {
 void Studio::export_frame(const ShownFrame& f, const std::string& path) {
   SPRINT_CHECK(!f.rgb.empty(), "no generated frame to save yet (", path, ")");
   auto pixels = torch::from_blob(const_cast<uint8_t*>(f.rgb.data()), {f.height, f.width, 3}, torch::kUInt8).clone();
-  const LiveSettings& s = f.key.settings;
-  GenerationSettings saved;
-  saved.prompt = s.prompt;
-  saved.seed = s.seed;
-  saved.steps = s.steps;
-  saved.guidance = s.guidance;
-  saved.width = f.width;
-  saved.height = f.height;
-  saved.model_path = fs::absolute(options_.model).lexically_normal().string();
+  SettingsRecord saved;
+  saved.settings = f.key.settings;
+  saved.settings.model = fs::absolute(options_.settings.model).lexically_normal().string();
   saved.software = "Sprint Studio sprint-studio";
   if (info_ && info_->has_controlnet && f.canvas) {
-    saved.control_scale = s.control_scale;
-    saved.thickness = s.thickness;
+    saved.controlled = true;
     // The sketch this frame was made from (at the sketch canvas size), so `sprint-generate --from` re-runs the frame
     // exactly whatever was drawn since.
     const std::string sketch = with_suffix(path, "sketch");
@@ -721,7 +696,7 @@ void Studio::export_frame(const ShownFrame& f, const std::string& path) {
                                        torch::kUInt8));
     saved.sketch = fs::absolute(sketch).lexically_normal().string();
   }
-  write_png(path, pixels, saved.to_png_text());
+  write_png(path, pixels, to_png_text(saved));
   std::fprintf(stderr, "sprint-studio: wrote %s\n", path.c_str());
 }
 

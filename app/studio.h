@@ -29,14 +29,19 @@
 
 namespace sprint {
 
+// The settings the app starts with where the command line does not say otherwise.
+inline GenerationSettings studio_default_settings() {
+  GenerationSettings s;
+  s.prompt = "a cozy cabin in a snowy forest, warm light, detailed illustration";
+  return s;
+}
+
 struct StudioOptions {
-  std::string model;
+  // The initial settings (the controls panel edits them from there); settings.model is the model folder, an empty
+  // settings.size the model's default size.
+  GenerationSettings settings = studio_default_settings();
   std::string device = "auto";
-  std::string size;            // WIDTHxHEIGHT; empty = the model's default size
   std::string shaders;         // folder with display.vert / display.frag
-  std::string prompt = "a cozy cabin in a snowy forest, warm light, detailed illustration";
-  uint64_t seed = 0;
-  int steps = 2;               // initial sampling steps, 1-4
   std::string replay;          // events.json
   std::string screenshot;      // PNG of the window at the end
   std::string save_output;     // PNG of the last generated frame at the end (with settings as text chunks)
@@ -103,7 +108,6 @@ class Studio {
   void start_import(const std::string& path, ImportMode mode);
   bool importing() const { return import_job_.valid() || !pending_import_.empty(); }
   void submit_if_changed(bool final, double now_s);
-  LiveSettings live_settings() const;
   LiveKey user_key() const;  // the input as the user set it (canvas revision + settings with the user's steps)
   bool input_shown() const;  // the frame for the current input is on screen (and nothing is pending)
   void handle_shortcuts();

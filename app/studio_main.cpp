@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "settings_cli.h"
 #include "sprint/runtime.h"
 #include "studio.h"
 
@@ -176,21 +177,16 @@ int main(int argc, char** argv) {
   StudioOptions o;
   // The bundled model when it has been built (./bootstrap.sh model), else the tiny test pipeline (noise).
   const bool bundled = std::filesystem::exists(std::string(SPRINT_BUNDLED_MODEL_DIR) + "/model_index.json");
-  o.model = bundled ? SPRINT_BUNDLED_MODEL_DIR : SPRINT_TEST_MODEL_DIR;
+  o.settings.model = bundled ? SPRINT_BUNDLED_MODEL_DIR : SPRINT_TEST_MODEL_DIR;
   o.shaders = SPRINT_SHADER_DIR;
   int threads = 0, win_w = 1600, win_h = 900;
   std::string window = "1600x900";
   std::string font = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
   std::string mono = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf";
   CLI::App app{"sprint-studio: live sketch-to-image with SANA-Sprint + ControlNet"};
-  app.add_option("--model", o.model, "model folder in diffusers layout (with controlnet/ for sketches)")->capture_default_str();
+  // The initial settings (the live loop samples with the steps' default schedule: no --timesteps).
+  add_settings_flags(app, o.settings, {"timesteps"});
   app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  app.add_option("--size", o.size,
-                 "generation size WIDTHxHEIGHT (default: the model's); the sketch canvas has this size, or the model's "
-                 "sketch_canvas (sprint_pipeline.json) on its longer side");
-  app.add_option("--prompt", o.prompt, "initial prompt")->capture_default_str();
-  app.add_option("--seed", o.seed, "initial seed")->capture_default_str();
-  app.add_option("--steps", o.steps, "initial sampling steps")->capture_default_str()->check(CLI::Range(1, 4));
   app.add_option("--replay", o.replay, "play recorded input events (JSON) after the model has loaded");
   app.add_option("--screenshot", o.screenshot, "write a PNG of the window when the run ends");
   app.add_option("--save-output", o.save_output, "write the last generated frame (PNG with settings) when the run ends");

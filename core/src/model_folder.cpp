@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "sprint/atomic_file.h"
+#include "sprint/config.h"
 #include "sprint/error.h"
 
 namespace fs = std::filesystem;
@@ -81,6 +82,22 @@ json PromptOptions::to_json() const {
           {"sketch_canvas", sketch_canvas}};
 }
 
+PromptOptions PromptOptions::load(const std::string& model_dir) {
+  PromptOptions o;
+  auto path = fs::path(model_dir) / "sprint_pipeline.json";
+  if (!fs::exists(path)) return o;
+  auto j = read_json_file(path.string());
+  ConfigReader r(j, path.string());
+  o.complex_human_instruction = r.optional<bool>("complex_human_instruction", o.complex_human_instruction);
+  o.max_sequence_length = r.optional<int>("max_sequence_length", o.max_sequence_length);
+  o.lowercase = r.optional<bool>("lowercase", o.lowercase);
+  o.sketch_canvas = r.optional<int>("sketch_canvas", o.sketch_canvas);
+  if (o.max_sequence_length < 2) r.reject("max_sequence_length", "must be >= 2");
+  if (o.sketch_canvas < 0 || o.sketch_canvas > 16384) r.reject("sketch_canvas", "must be 0 (generation size) or 1..16384 px");
+  r.report_unused();
+  return o;
+}
+
 safetensors::StateDict module_state_dict(const torch::nn::Module& module) {
   safetensors::StateDict sd;
   for (const auto& p : module.named_parameters(true)) sd[p.key()] = p.value().detach();
@@ -126,7 +143,8 @@ void write_model_folder(const std::string& dir, const ModelFolderParts& parts) {
                   {"transformer", {"diffusers", "SanaTransformer2DModel"}},
                   {"vae", {"diffusers", "AutoencoderDC"}}};
     if (parts.controlnet) {
-      write_json_file((tmp / "controlnet" / "config.json").string(), parts.controlnet_config);
+      write_json_file((tmp / "controlnet" / "config.json").string(),
+                      parts.controlnet_config.is_null() ? parts.controlnet->config.to_json() : parts.controlnet_config);
       save_module(*parts.controlnet, (tmp / "controlnet" / "diffusion_pytorch_model.safetensors").string());
     }
     write_json_file((tmp / "vae" / "config.json").string(), parts.vae->config.to_json());
@@ -164,6 +182,56 @@ void write_model_folder(const std::string& dir, const ModelFolderParts& parts) {
     throw Error(str("cannot move the new model into '", target.string(), "': ", ec.message()));
   }
   if (had_old) remove_tree(old.string());
+}
+
+namespace {
+void require_dir(const fs::path& p, const std::string& what) {
+  SPRINT_CHECK(fs::is_directory(p), "model folder '", p.parent_path().string(), "' has no ", p.filename().string(),
+               "/ subfolder (", what, ")");
+}
+}  // namespace
+
+ModelFolder read_model_folder(const std::string& dir, const LoadOptions& options, const ModelFolderComponents& what) {
+  SPRINT_CHECK(fs::is_directory(dir), "model folder '", dir, "' does not exist");
+  const fs::path root(dir);
+  if (what.transformer) require_dir(root / "transformer", "the diffusion transformer");
+  if (what.vae) require_dir(root / "vae", "the DC-AE autoencoder");
+  if (what.text) {
+    require_dir(root / "text_encoder", "the Gemma-2 text encoder");
+    require_dir(root / "tokenizer", "the SentencePiece tokenizer");
+  }
+  ModelFolder m;
+  m.dir = dir;
+  m.prompt_options = PromptOptions::load(dir);
+  if (what.text) {
+    m.tokenizer = with_context("loading tokenizer", [&] { return Tokenizer::load((root / "tokenizer").string()); });
+    m.text_encoder = load_text_encoder((root / "text_encoder").string(), options);
+  }
+  if (what.transformer) m.transformer = load_transformer((root / "transformer").string(), options);
+  if (what.vae) m.vae = load_vae((root / "vae").string(), options);
+  if (what.controlnet && fs::is_directory(root / "controlnet"))
+    m.controlnet = load_controlnet((root / "controlnet").string(), options);
+  // Components must fit together; say which config keys disagree rather than failing inside a matmul.
+  if (m.transformer && m.text_encoder) {
+    const auto& tc = m.transformer->config;
+    SPRINT_CHECK(tc.caption_channels == m.text_encoder->config.hidden_size, dir,
+                 ": transformer/config.json caption_channels = ", tc.caption_channels,
+                 " but text_encoder/config.json hidden_size = ", m.text_encoder->config.hidden_size);
+  }
+  if (m.transformer && m.vae) {
+    SPRINT_CHECK(m.transformer->config.in_channels == m.vae->config.latent_channels, dir,
+                 ": transformer/config.json in_channels = ", m.transformer->config.in_channels,
+                 " but vae/config.json latent_channels = ", m.vae->config.latent_channels);
+  }
+  if (m.text_encoder) {
+    SPRINT_CHECK(m.tokenizer.vocab_size() <= m.text_encoder->config.vocab_size, dir, ": the tokenizer has ",
+                 m.tokenizer.vocab_size(), " tokens but text_encoder/config.json vocab_size = ",
+                 m.text_encoder->config.vocab_size);
+  }
+  if (m.transformer && m.controlnet)
+    with_context(str(dir, ": controlnet/config.json against transformer/config.json"),
+                 [&] { check_controlnet_fits(m.controlnet->config.base, m.transformer->config); });
+  return m;
 }
 
 }  // namespace sprint

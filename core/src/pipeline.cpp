@@ -3,10 +3,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
+#include <sstream>
 
+#include "sprint/condition_image.h"
 #include "sprint/config.h"
 #include "sprint/error.h"
+#include "sprint/generation_settings.h"
 #include "sprint/log.h"
 #include "sprint/runtime.h"
 
@@ -17,11 +21,6 @@ namespace sprint {
 namespace {
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
-
-void require_dir(const fs::path& p, const std::string& what) {
-  SPRINT_CHECK(fs::is_directory(p), "model folder '", p.parent_path().string(), "' has no ", p.filename().string(),
-               "/ subfolder (", what, ")");
-}
 }  // namespace
 
 const std::string& complex_human_instruction() {
@@ -124,63 +123,62 @@ TextEmbedding embed_prompts_trimmed(Gemma2ModelImpl& text_encoder, const Tokeniz
   return {embeds, sel_mask.to(device)};
 }
 
-PromptOptions PromptOptions::load(const std::string& model_dir) {
-  PromptOptions o;
-  auto path = fs::path(model_dir) / "sprint_pipeline.json";
-  if (!fs::exists(path)) return o;
-  auto j = read_json_file(path.string());
-  ConfigReader r(j, path.string());
-  o.complex_human_instruction = r.optional<bool>("complex_human_instruction", o.complex_human_instruction);
-  o.max_sequence_length = r.optional<int>("max_sequence_length", o.max_sequence_length);
-  o.lowercase = r.optional<bool>("lowercase", o.lowercase);
-  o.sketch_canvas = r.optional<int>("sketch_canvas", o.sketch_canvas);
-  if (o.max_sequence_length < 2) r.reject("max_sequence_length", "must be >= 2");
-  if (o.sketch_canvas < 0 || o.sketch_canvas > 16384) r.reject("sketch_canvas", "must be 0 (generation size) or 1..16384 px");
-  r.report_unused();
-  return o;
+std::vector<double> parse_timesteps(const std::string& s, const std::string& what) {
+  std::vector<double> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      out.push_back(std::stod(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw Error(str(what, " '", s, "': '", item, "' is not a number (expected e.g. 1.5708,1.3,0)"));
+    }
+  }
+  return out;
 }
 
-Pipeline::Pipeline(const std::string& dir, const PipelineOptions& options) : dir_(dir) {
-  device_ = pick_device(options.device);
-  dtype_ = options.dtype.value_or(default_dtype_for(device_));
-  trim_text_padding_ = options.trim_text_padding;
-  fast_cpu_vae_ = options.fast_cpu_vae;
+GenerateRequest make_generate_request(const GenerationSettings& s, const torch::Tensor& condition_map,
+                                      uint64_t condition_version) {
+  GenerateRequest r;
+  r.prompt = s.prompt;
+  r.steps = s.steps;
+  r.guidance = s.guidance;
+  r.seed = s.seed;
+  r.width = s.size.width;
+  r.height = s.size.height;
+  if (!s.timesteps.empty()) r.custom_timesteps = parse_timesteps(s.timesteps);
+  if (condition_map.defined()) r.condition = GenerateCondition{condition_map, s.control_scale, condition_version};
+  return r;
 }
 
 std::unique_ptr<Pipeline> Pipeline::load(const std::string& dir, const PipelineOptions& options) {
-  std::unique_ptr<Pipeline> p(new Pipeline(dir, options));
-  p->load_components();
-  return p;
+  LoadOptions lo;
+  lo.device = pick_device(options.device);
+  lo.dtype = options.dtype.value_or(default_dtype_for(lo.device));
+  return std::unique_ptr<Pipeline>(new Pipeline(read_model_folder(dir, lo), options));
 }
 
-void Pipeline::load_components() {
-  const std::string& dir = dir_;
-  Pipeline* p = this;
-  SPRINT_CHECK(fs::is_directory(dir), "model folder '", dir, "' does not exist");
-  fs::path root(dir);
-  require_dir(root / "transformer", "the diffusion transformer");
-  require_dir(root / "vae", "the DC-AE autoencoder");
-  require_dir(root / "text_encoder", "the Gemma-2 text encoder");
-  require_dir(root / "tokenizer", "the SentencePiece tokenizer");
-  LoadOptions lo;
-  lo.device = p->device_;
-  lo.dtype = p->dtype_;
-  p->prompt_options_ = PromptOptions::load(dir);
-  p->tokenizer_ = with_context("loading tokenizer", [&] { return Tokenizer::load((root / "tokenizer").string()); });
-  p->text_encoder_ = load_text_encoder((root / "text_encoder").string(), lo);
-  p->transformer_ = load_transformer((root / "transformer").string(), lo);
-  p->vae_ = load_vae((root / "vae").string(), lo);
-  p->vae_->set_fast_cpu(p->fast_cpu_vae_);
-  p->vae_scale_ = p->vae_->config.spatial_compression();
-  // Components must fit together; say which config keys disagree rather than failing inside a matmul.
-  const auto& tc = p->transformer_->config;
-  SPRINT_CHECK(tc.caption_channels == p->text_encoder_->config.hidden_size, dir, ": transformer/config.json caption_channels = ",
-               tc.caption_channels, " but text_encoder/config.json hidden_size = ", p->text_encoder_->config.hidden_size);
-  SPRINT_CHECK(tc.in_channels == p->vae_->config.latent_channels, dir, ": transformer/config.json in_channels = ",
-               tc.in_channels, " but vae/config.json latent_channels = ", p->vae_->config.latent_channels);
-  SPRINT_CHECK(p->tokenizer_.vocab_size() <= p->text_encoder_->config.vocab_size, dir, ": the tokenizer has ",
-               p->tokenizer_.vocab_size(), " tokens but text_encoder/config.json vocab_size = ",
-               p->text_encoder_->config.vocab_size);
+Pipeline::Pipeline(ModelFolder folder, const PipelineOptions& options) : model_(std::move(folder)) {
+  SPRINT_CHECK(model_.transformer && model_.vae && model_.text_encoder, "pipeline on '", model_.dir,
+               "': the transformer, the VAE and the text encoder are required");
+  device_ = model_.transformer->parameters().front().device();
+  dtype_ = model_.transformer->parameters().front().scalar_type();
+  trim_text_padding_ = options.trim_text_padding;
+  model_.vae->set_fast_cpu(options.fast_cpu_vae);
+  vae_scale_ = model_.vae->config.spatial_compression();
+}
+
+int Pipeline::native_size() const { return model_.transformer->config.sample_size * vae_scale_; }
+
+void Pipeline::require_controlnet() const {
+  SPRINT_CHECK(has_controlnet(), "model folder '", model_.dir, "' has no controlnet/ subfolder (the SANA ControlNet)");
+}
+
+SanaControlNetModelImpl& Pipeline::controlnet() {
+  require_controlnet();
+  return *model_.controlnet;
 }
 
 void Pipeline::check_cancelled(const GenerateRequest& r) {
@@ -191,6 +189,8 @@ void Pipeline::clear_caches() {
   prompt_cache_.clear();
   noise_key_.reset();
   noise_.clear();
+  condition_key_.reset();
+  condition_latent_ = torch::Tensor();
 }
 
 TextEmbedding Pipeline::encode_prompt(const std::string& prompt, StageTimes* times) {
@@ -200,20 +200,20 @@ TextEmbedding Pipeline::encode_prompt(const std::string& prompt, StageTimes* tim
   }
   torch::InferenceMode guard;
   auto t0 = Clock::now();
-  const auto& po = prompt_options_;
+  const auto& po = model_.prompt_options;
   if (po.complex_human_instruction && chi_ids_.empty())
-    chi_ids_ = tokenizer_.encode(complex_human_instruction(), /*add_bos=*/true);
-  auto batch = tokenize_prompts(tokenizer_, {prompt}, po,
+    chi_ids_ = model_.tokenizer.encode(complex_human_instruction(), /*add_bos=*/true);
+  auto batch = tokenize_prompts(model_.tokenizer, {prompt}, po,
                                 po.complex_human_instruction ? std::optional<int64_t>(chi_ids_.size()) : std::nullopt);
   if (times) times->tokenize_ms = ms_since(t0);
   t0 = Clock::now();
   TextEmbedding e;
   if (trim_text_padding_) {
     if (po.complex_human_instruction && !chi_cache_)
-      chi_cache_ = text_encoder_->encode_prefix(chi_ids_);
-    e = embed_prompts_trimmed(*text_encoder_, batch, po, device_, chi_cache_ ? &*chi_cache_ : nullptr);
+      chi_cache_ = model_.text_encoder->encode_prefix(chi_ids_);
+    e = embed_prompts_trimmed(*model_.text_encoder, batch, po, device_, chi_cache_ ? &*chi_cache_ : nullptr);
   } else {
-    std::tie(e.embeds, e.mask) = embed_prompts(*text_encoder_, batch, po, device_);
+    std::tie(e.embeds, e.mask) = embed_prompts(*model_.text_encoder, batch, po, device_);
   }
   e.embeds = e.embeds.to(dtype_);
   synchronize(device_);
@@ -239,33 +239,70 @@ std::vector<torch::Tensor> Pipeline::noise_for(uint64_t seed, const std::vector<
   return std::vector<torch::Tensor>(noise_.begin(), noise_.begin() + draws);
 }
 
-FlowModel Pipeline::make_flow(const TextEmbedding& text, const torch::Tensor& guidance, const GenerateRequest&,
-                              StageTimes&) {
-  auto* t = transformer_.get();
-  const bool with_guidance = t->config.guidance_embeds;
-  return [t, text, guidance, with_guidance](const torch::Tensor& x, const torch::Tensor& s) {
-    return t->forward(x, text.embeds, s, with_guidance ? guidance : torch::Tensor(), text.mask);
+torch::Tensor Pipeline::condition_latent(const GenerateCondition& c, int width, int height, StageTimes* times) {
+  const ConditionKey key{c.version, width, height};
+  if (condition_key_ && *condition_key_ == key && condition_latent_.defined()) {
+    if (times) times->condition_cached = true;
+    return condition_latent_;
+  }
+  with_context("the request has a condition", [&] { require_controlnet(); });
+  SPRINT_CHECK(c.map.defined() && c.map.dim() == 2 && c.map.scalar_type() == torch::kUInt8 && c.map.numel() > 0,
+               "condition map must be a non-empty (H, W) uint8 image");
+  torch::InferenceMode guard;
+  auto t0 = Clock::now();
+  auto img = scribble_to_condition(c.map.to(torch::kCPU).contiguous(), height, width);  // (1, 3, H, W) in [-1, 1]
+  condition_latent_ = model_.vae->encode(img.to(device_, dtype_)) * model_.vae->config.scaling_factor;
+  condition_key_ = key;
+  synchronize(device_);
+  if (times) times->condition_ms = ms_since(t0);
+  return condition_latent_;
+}
+
+FlowModel Pipeline::make_flow(const TextEmbedding& text, const torch::Tensor& guidance, const GenerateRequest& r,
+                              int gen_width, int gen_height, StageTimes& times) {
+  auto* t = model_.transformer.get();
+  const auto g = t->config.guidance_embeds ? guidance : torch::Tensor();
+  if (!r.condition || r.condition->scale == 0.0) {
+    return [t, text, g](const torch::Tensor& x, const torch::Tensor& s) {
+      return t->forward(x, text.embeds, s, g, text.mask);
+    };
+  }
+  // The condition at the generated size, as diffusers' SanaControlNetPipeline prepares the control image at the
+  // binned size.
+  auto cond = condition_latent(*r.condition, gen_width, gen_height, &times);
+  auto* cn = model_.controlnet.get();
+  const double scale = r.condition->scale;
+  return [t, cn, text, g, cond, scale](const torch::Tensor& x, const torch::Tensor& s) {
+    return controlled_forward(*t, *cn, x, text.embeds, s, g, text.mask, cond, scale);
   };
 }
 
 torch::Tensor Pipeline::decode_on_device(const torch::Tensor& latent) {
   torch::InferenceMode guard;
-  auto z = latent.to(device_, dtype_) / vae_->config.scaling_factor;
-  return vae_->decode(z).to(torch::kFloat32);
+  auto z = latent.to(device_, dtype_) / model_.vae->config.scaling_factor;
+  return model_.vae->decode(z).to(torch::kFloat32);
 }
 
 torch::Tensor Pipeline::decode(const torch::Tensor& latent) { return decode_on_device(latent).to(torch::kCPU); }
 
-GenerateResult Pipeline::generate(const GenerateRequest& r) {
+void Pipeline::check_request(const GenerateRequest& r) const {
   SPRINT_CHECK(r.steps >= 1 && r.steps <= 4, "steps = ", r.steps, ": SANA-Sprint samples in 1 to 4 steps");
   SPRINT_CHECK(r.width > 0 && r.height > 0, "size ", r.width, "x", r.height, " must be positive");
-  const auto& tc = transformer_->config;
+  SPRINT_CHECK(std::isfinite(r.guidance), "guidance must be a finite number");
+  if (r.condition) {
+    SPRINT_CHECK(std::isfinite(r.condition->scale), "ControlNet scale must be a finite number");
+    with_context("the request has a condition", [&] { require_controlnet(); });
+  }
+}
+
+GenerateResult Pipeline::generate(const GenerateRequest& r) {
+  check_request(r);
+  const auto& tc = model_.transformer->config;
   // diffusers' use_resolution_binning: generate at the bin, resize and crop back after decoding.
   const auto bin = r.resolution_binning ? resolution_bin(tc.sample_size, r.height, r.width) : std::nullopt;
   const int gen_h = bin ? bin->first : r.height, gen_w = bin ? bin->second : r.width;
   SPRINT_CHECK(gen_w % vae_scale_ == 0 && gen_h % vae_scale_ == 0, "size ", r.width, "x", r.height,
                " must be positive multiples of ", vae_scale_, bin ? " (binned size)" : "");
-  SPRINT_CHECK(std::isfinite(r.guidance), "guidance must be a finite number");
   torch::InferenceMode guard;
   const auto t_total = Clock::now();
   GenerateResult out;
@@ -279,12 +316,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& r) {
 
   // diffusers: guidance cast to the text dtype, then times guidance_embeds_scale (in that dtype).
   auto guidance = torch::full({1}, r.guidance, torch::TensorOptions().device(device_)).to(dtype_) * tc.guidance_embeds_scale;
-  // The flow sees the generated size (ControlPipeline encodes its condition at that size, as diffusers'
-  // SanaControlNetPipeline prepares the control image at the binned size).
-  GenerateRequest gen_r = r;
-  gen_r.width = gen_w;
-  gen_r.height = gen_h;
-  auto flow = make_flow(text, guidance, gen_r, times);
+  auto flow = make_flow(text, guidance, r, gen_w, gen_h, times);
   report("condition", times.condition_ms);
   check_cancelled(r);
 

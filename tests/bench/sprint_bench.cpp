@@ -38,10 +38,10 @@
 #include "conv_bench.h"
 #include "sprint/atomic_file.h"
 #include "sprint/config.h"
-#include "sprint/control_pipeline.h"
 #include "sprint/controlnet.h"
 #include "sprint/error.h"
 #include "sprint/model_folder.h"
+#include "sprint/pipeline.h"
 #include "sprint/runtime.h"
 #include "sprint/safetensors.h"
 #include "sprint/scribble.h"
@@ -502,7 +502,7 @@ int run_transformer_bench(const Options& o) {
 
 // ---- pipeline mode ---------------------------------------------------------------------------------------------
 //
-// Per-stage latency of the whole sketch-to-image pipeline (sprint::ControlPipeline: tokenizer, Gemma-2, scribble ->
+// Per-stage latency of the whole sketch-to-image pipeline (sprint::Pipeline: tokenizer, Gemma-2, scribble ->
 // DC-AE encode, Sprint transformer + ControlNet over all SCM steps, DC-AE decode) on
 //   (a) the tiny fixture pipeline (tests/fixtures/pipeline/tiny_pipeline, 64x64), and
 //   (b) opt-in, the real SANA-Sprint 0.6B shape: a random-weight folder in diffusers layout written to a temporary
@@ -576,15 +576,14 @@ void randomize(torch::nn::Module& m, double norm_weight) {
   }
 }
 
-// Writes the random real-shape folder (diffusers layout, what ControlPipeline::load and SanaSprintPipeline read).
+// Writes the random real-shape folder (diffusers layout, what Pipeline::load and SanaSprintPipeline read).
 void write_real_shape_model(const fs::path& dir, const std::string& tokenizer_model) {
   const auto t0 = Clock::now();
-  fs::create_directories(dir);
   torch::manual_seed(kPipelineWeightSeed);
 
   const auto tc = sprint::TransformerConfig::sprint_600m();
   // diffusers' SanaControlNetModel is the Sana 1.0 layout (no guidance embedding, no QK norm, after-block residuals):
-  // the only ControlNet both sides can load. ControlPipeline drives it as a Sana 1.0 ControlNet under a Sprint
+  // the only ControlNet both sides can load. Pipeline drives it as a Sana 1.0 ControlNet under a Sprint
   // transformer (timestep x 1000), as tests/fixtures/fx_pipeline.py's ControlledSprint does.
   auto cc = sprint::ControlNetConfig::for_transformer(tc, 7, sprint::ControlInjection::AfterBlock);
   cc.base.guidance_embeds = false;
@@ -595,44 +594,30 @@ void write_real_shape_model(const fs::path& dir, const std::string& tokenizer_mo
   gc.vocab_size = kReducedGemmaVocab;
   gc.layer_types = sprint::Gemma2Config::default_layer_types(gc.num_hidden_layers);
 
-  {
-    sprint::SanaTransformer2DModel m(tc);
-    randomize(*m, 1.0);
-    sprint::write_json_file((dir / "transformer" / "config.json").string(), tc.to_json());
-    sprint::save_module(*m, (dir / "transformer" / "diffusion_pytorch_model.safetensors").string());
-  }
-  {
-    sprint::SanaControlNetModel m(cc);
-    randomize(*m, 1.0);
-    // Without the keys diffusers' SanaControlNetModel does not know; absent, they read back as what cc holds
-    // (after-block injection, no guidance embedding, no QK norm).
-    auto j = cc.to_json();
-    for (const char* k : {"control_injection", "guidance_embeds", "guidance_embeds_scale", "qk_norm", "timestep_scale"})
-      j.erase(k);
-    const auto back = sprint::ControlNetConfig::from_json(j, "controlnet/config.json");
-    SPRINT_CHECK(back.base.to_json() == cc.base.to_json() && back.injection == cc.injection,
-                 "controlnet/config.json does not read back as written without the Sprint-only keys");
-    sprint::write_json_file((dir / "controlnet" / "config.json").string(), j);
-    sprint::save_module(*m, (dir / "controlnet" / "diffusion_pytorch_model.safetensors").string());
-  }
-  {
-    sprint::AutoencoderDC m(vc);
-    randomize(*m, 1.0);
-    sprint::write_json_file((dir / "vae" / "config.json").string(), vc.to_json());
-    sprint::save_module(*m, (dir / "vae" / "diffusion_pytorch_model.safetensors").string());
-  }
-  {
-    sprint::Gemma2Model m(gc);
-    randomize(*m, 0.0);
-    sprint::write_json_file((dir / "text_encoder" / "config.json").string(), gc.to_json());
-    sprint::save_module(*m, (dir / "text_encoder" / "model.safetensors").string());
-  }
-  fs::create_directories(dir / "tokenizer");
-  fs::copy_file(tokenizer_model, dir / "tokenizer" / "tokenizer.model", fs::copy_options::overwrite_existing);
-  sprint::write_json_file((dir / "model_index.json").string(),
-             {{"_class_name", "SanaSprintPipeline"}, {"scheduler", {"diffusers", "SCMScheduler"}},
-              {"text_encoder", {"transformers", "Gemma2Model"}}, {"tokenizer", {"transformers", "GemmaTokenizer"}},
-              {"transformer", {"diffusers", "SanaTransformer2DModel"}}, {"vae", {"diffusers", "AutoencoderDC"}}});
+  sprint::SanaTransformer2DModel transformer(tc);
+  randomize(*transformer, 1.0);
+  sprint::SanaControlNetModel controlnet(cc);
+  randomize(*controlnet, 1.0);
+  // Without the keys diffusers' SanaControlNetModel does not know; absent, they read back as what cc holds
+  // (after-block injection, no guidance embedding, no QK norm).
+  auto cn_json = cc.to_json();
+  for (const char* k : {"control_injection", "guidance_embeds", "guidance_embeds_scale", "qk_norm", "timestep_scale"})
+    cn_json.erase(k);
+  const auto back = sprint::ControlNetConfig::from_json(cn_json, "controlnet/config.json");
+  SPRINT_CHECK(back.base.to_json() == cc.base.to_json() && back.injection == cc.injection,
+               "controlnet/config.json does not read back as written without the Sprint-only keys");
+  sprint::AutoencoderDC vae(vc);
+  randomize(*vae, 1.0);
+  sprint::Gemma2Model text_encoder(gc);
+  randomize(*text_encoder, 0.0);
+  sprint::ModelFolderParts parts;
+  parts.transformer = transformer.get();
+  parts.controlnet = controlnet.get();
+  parts.controlnet_config = cn_json;
+  parts.vae = vae.get();
+  parts.text_encoder = text_encoder.get();
+  parts.tokenizer_model = tokenizer_model;
+  sprint::write_model_folder(dir.string(), parts);
   std::cout << "real-shape model: random weights (seed " << kPipelineWeightSeed << ") written to " << dir << " in "
             << fmt(std::chrono::duration<double>(Clock::now() - t0).count(), "%.1f") << " s\n"
             << "  transformer: Sana-Sprint 0.6B (28 blocks, hidden 1152); controlnet: 7 blocks (Sana 1.0 layout, "
@@ -698,7 +683,7 @@ PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, in
   res.pcase = pc;
   const bool cuda = device == "cuda";
   const char* dtype_name = cuda ? "bf16" : "fp32";
-  std::cout << "\n== " << pc.label << ": C++ (ControlPipeline, " << device << " " << dtype_name << ", " << threads
+  std::cout << "\n== " << pc.label << ": C++ (Pipeline, " << device << " " << dtype_name << ", " << threads
             << " threads, " << pc.steps
             << " step" << (pc.steps > 1 ? "s" : "") << ", " << pc.repeats << " repeat" << (pc.repeats > 1 ? "s" : "")
             << " per warm scenario; text padding " << (trim_text_padding ? "skipped" : "computed, --no-trim")
@@ -711,14 +696,13 @@ PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, in
   po.fast_cpu_vae = fast_cpu_vae;
   po.dtype = cuda ? torch::kBFloat16 : torch::kFloat32;
   auto t0 = Clock::now();
-  auto pipe = sprint::ControlPipeline::load(pc.model_dir.string(), po);
+  auto pipe = sprint::Pipeline::load(pc.model_dir.string(), po);
   res.load_s = std::chrono::duration<double>(Clock::now() - t0).count();
   std::cout << "  loaded in " << fmt(res.load_s, "%.2f") << " s\n" << std::flush;
-  pipe->set_control_scale(kControlScale);
 
   const auto sketch_a = make_sketch(pc.size, pc.size, 0), sketch_b = make_sketch(pc.size, pc.size, 1);
-  uint64_t version = 0;
   sprint::GenerateRequest req;
+  req.condition = sprint::GenerateCondition{torch::Tensor(), kControlScale, 0};
   req.prompt = kPipelinePrompt;
   req.steps = pc.steps;
   req.guidance = kPipelineGuidance;
@@ -734,7 +718,8 @@ PipelineResult run_cpp_pipeline(const PipelineCase& pc, const fs::path& work, in
       const auto ts = Clock::now();
       auto map = sprint::sketch_to_scribble(*sketch);
       s.scribble_ms = std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
-      pipe->set_condition(map, ++version);
+      req.condition->map = map;
+      ++req.condition->version;
       if (sketch == &sketch_a) full_map = map;
     }
     req.seed = seed;

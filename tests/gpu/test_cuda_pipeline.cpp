@@ -40,7 +40,7 @@ struct Tf32Off {
 
 // The bundled model on `device`/`dtype` with the apple sketch and three seeds: (3, 3, 64, 64) images in [0, 1].
 torch::Tensor bundled_images(const std::string& device, torch::Dtype dtype) {
-  auto pipe = test::bundled_pipeline_with_apple({device, dtype});
+  auto pipe = test::bundled_pipeline({device, dtype});
   std::vector<torch::Tensor> out;
   for (uint64_t seed : {1, 2, 3}) out.push_back((pipe->generate(test::bundled_apple_request(seed)).image * 0.5 + 0.5).clamp(0, 1));
   return torch::cat(out);

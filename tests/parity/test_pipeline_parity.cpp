@@ -11,7 +11,6 @@
 #include <fstream>
 
 #include "sprint/config.h"
-#include "sprint/control_pipeline.h"
 #include "sprint/error.h"
 #include "test_util.h"
 
@@ -44,13 +43,15 @@ TEST(PipelineParity, TextToImageMatchesSanaSprintPipeline) {
 
 TEST(PipelineParity, WithControlNetMatchesReference) {
   auto c = safetensors::Archive::open(fixture_path("pipeline/cases.safetensors"));
-  auto pipe = ControlPipeline::load(fixture_path(kModel));
-  pipe->set_condition(c.tensor("condition_map").clone(), /*version=*/1);
-  pipe->set_control_scale(c.tensor("control_scale").item<double>());
+  auto pipe = Pipeline::load(fixture_path(kModel));
+  const GenerateCondition condition{c.tensor("condition_map").clone(), c.tensor("control_scale").item<double>(),
+                                    /*version=*/1};
   auto ps = fixture_pipeline_prompts();
   for (auto [p, steps] : fixture_pipeline_cases()) {
     const std::string key = str("control.p", p, ".s", steps);
-    auto out = pipe->generate(fixture_pipeline_request(c, key, ps[p], steps));
+    auto r = fixture_pipeline_request(c, key, ps[p], steps);
+    r.condition = condition;
+    auto out = pipe->generate(r);
     EXPECT_TRUE(close_nmse(out.latent, c.tensor(key + ".latent"), kFp32Nmse)) << key;
     if (c.contains(key + ".image")) {
       EXPECT_TRUE(close_nmse((out.image * 0.5 + 0.5).clamp(0, 1), c.tensor(key + ".image"), kFp32Nmse)) << key;
@@ -61,7 +62,6 @@ TEST(PipelineParity, WithControlNetMatchesReference) {
     }
   }
   // The ControlNet matters: without the condition the result is the plain pipeline's.
-  pipe->clear_condition();
   auto plain = pipe->generate(fixture_pipeline_request(c, "plain.p0.s2", ps[0], 2));
   EXPECT_TRUE(close_nmse(plain.latent, c.tensor("plain.p0.s2.latent"), kFp32Nmse));
   EXPECT_GT(sprint::test::nmse(c.tensor("plain.p0.s2.latent"), c.tensor("control.p0.s2.latent")), 1e-4);

@@ -12,9 +12,9 @@
 #include <sstream>
 #include <thread>
 
-#include "sprint/control_pipeline.h"
 #include "sprint/error.h"
 #include "sprint/image_io.h"
+#include "sprint/pipeline.h"
 #include "sprint/safetensors.h"
 #include "sprint/scribble.h"
 #include "test_paths.h"
@@ -229,11 +229,11 @@ TEST(TrainingCli, SmokeOfTheBundledModelRecipeLoadsInThePipeline) {
     EXPECT_TRUE(fs::exists(dir + "/distill/" + f)) << f;
 
   // The student folder is what the app loads: the pipeline reads it unchanged and draws a 128x128 picture.
-  auto p = sprint::ControlPipeline::load(dir + "/distill/model");
+  auto p = sprint::Pipeline::load(dir + "/distill/model");
   auto sketch = torch::full({256, 256, 3}, 255, torch::kUInt8);
   sketch.narrow(0, 60, 8).narrow(1, 40, 160).fill_(0);
-  p->set_condition(sprint::sketch_to_scribble(sketch), 1);
   sprint::GenerateRequest req;
+  req.condition = sprint::GenerateCondition{sprint::sketch_to_scribble(sketch), 1.0, 1};
   req.prompt = "red apple";
   req.steps = 1;
   req.width = req.height = 128;

@@ -59,44 +59,74 @@ TEST(ImageIo, DecoderOutputToUint8FollowsDiffusers) {
   for (int i = 0; i < 6; ++i) EXPECT_EQ(flat[i].item<int>(), expect[i]) << i;
 }
 
-#include "sprint/settings_meta.h"
+#include <nlohmann/json.hpp>
 
-TEST(SettingsMeta, RoundTripThroughPngText) {
+#include "sprint/generation_settings.h"
+
+namespace {
+GenerationSettings example_settings() {
   GenerationSettings s;
   s.prompt = "a red fox, 狐狸";
   s.seed = 18446744073709551615ull;  // the whole uint64 range survives
   s.steps = 4;
   s.guidance = 3.25;
-  s.width = 512;
-  s.height = 768;
-  s.model_path = "/models/sprint";
+  s.size = {512, 768};
+  s.model = "/models/sprint";
   s.control_scale = 0.7;
   s.thickness = 3;
-  s.sketch = "/tmp/s.png";
-  auto text = s.to_png_text();
+  return s;
+}
+}  // namespace
+
+TEST(GenerationSettings, RoundTripThroughPngText) {
+  SettingsRecord r;
+  r.settings = example_settings();
+  r.controlled = true;
+  r.sketch = "/tmp/s.png";
+  auto text = to_png_text(r);
   EXPECT_EQ(text.at("sprint:model"), "sprint");
+  EXPECT_EQ(text.at("sprint:model_path"), "/models/sprint");
   auto dir = sprint::test::temp_dir("meta");
   write_png(dir + "/a.png", torch::zeros({2, 2, 3}, torch::kUInt8), text);
-  auto back = GenerationSettings::from_png_text(read_png(dir + "/a.png").text, "a.png");
-  EXPECT_EQ(back.prompt, s.prompt);
-  EXPECT_EQ(back.seed, s.seed);
-  EXPECT_EQ(back.steps, 4);
-  EXPECT_DOUBLE_EQ(back.guidance, 3.25);
-  EXPECT_EQ(back.width, 512);
-  EXPECT_EQ(back.height, 768);
-  EXPECT_EQ(back.model_path, s.model_path);
-  ASSERT_TRUE(back.control_scale.has_value());
-  EXPECT_DOUBLE_EQ(*back.control_scale, 0.7);
-  EXPECT_EQ(back.thickness, 3);
-  EXPECT_EQ(back.sketch, s.sketch);
-  EXPECT_FALSE(GenerationSettings::has(text, "timesteps"));
+  auto back = settings_from_png_text(read_png(dir + "/a.png").text, "a.png");
+  EXPECT_EQ(back.settings, r.settings);
+  EXPECT_TRUE(back.controlled);
+  EXPECT_EQ(back.sketch, r.sketch);
+  EXPECT_FALSE(png_has_setting(text, "timesteps"));
 }
 
-TEST(SettingsMeta, BadOrMissingValuesAreNamed) {
-  EXPECT_TRUE(throws_with([] { GenerationSettings::from_png_text({{"Software", "x"}}, "x.png"); },
+TEST(GenerationSettings, PngTextWithoutConditionLeavesItsSettingsOut) {
+  SettingsRecord r;
+  r.settings = example_settings();
+  auto text = to_png_text(r);
+  EXPECT_FALSE(png_has_setting(text, "control_scale"));
+  EXPECT_FALSE(png_has_setting(text, "thickness"));
+  auto back = settings_from_png_text(text, "plain.png");
+  EXPECT_FALSE(back.controlled);
+  EXPECT_EQ(back.settings.thickness, GenerationSettings{}.thickness);
+}
+
+TEST(GenerationSettings, BadOrMissingValuesAreNamed) {
+  EXPECT_TRUE(throws_with([] { settings_from_png_text({{"Software", "x"}}, "x.png"); },
                           {"x.png", "no Sprint Studio settings"}));
-  EXPECT_TRUE(throws_with([] { GenerationSettings::from_png_text({{"sprint:seed", "12abc"}}, "y.png"); },
+  EXPECT_TRUE(throws_with([] { settings_from_png_text({{"sprint:seed", "12abc"}}, "y.png"); },
                           {"y.png", "'12abc'", "sprint:seed"}));
-  EXPECT_TRUE(throws_with([] { GenerationSettings::from_png_text({{"sprint:prompt", "p"}, {"sprint:size", "64by64"}}, "z.png"); },
+  EXPECT_TRUE(throws_with([] { settings_from_png_text({{"sprint:prompt", "p"}, {"sprint:size", "64by64"}}, "z.png"); },
                           {"z.png", "sprint:size"}));
+}
+
+TEST(GenerationSettings, RoundTripThroughJson) {
+  const auto s = example_settings();
+  const auto j = settings_to_json(s);
+  EXPECT_EQ(j.at("size"), "512x768");
+  GenerationSettings back;
+  update_settings_from_json(back, j, "test");
+  EXPECT_EQ(back, s);
+  // A partial update keeps the rest; unknown keys and wrong types are named.
+  update_settings_from_json(back, {{"steps", 1}}, "test");
+  EXPECT_EQ(back.steps, 1);
+  EXPECT_EQ(back.prompt, s.prompt);
+  EXPECT_TRUE(throws_with([&] { update_settings_from_json(back, {{"stepz", 1}}, "r.json"); },
+                          {"r.json", "unknown setting 'stepz'"}));
+  EXPECT_TRUE(throws_with([&] { update_settings_from_json(back, {{"seed", "x"}}, "r.json"); }, {"r.json", "'seed'"}));
 }

@@ -6,6 +6,7 @@
 
 #include "sprint/atomic_file.h"
 #include "sprint/error.h"
+#include "sprint/model_folder.h"
 #include "sprint/pipeline.h"
 #include "test_util.h"
 
@@ -90,4 +91,57 @@ TEST(ModelFolder, CorruptConfigIsNamed) {
   auto dir = copy_model();
   std::ofstream(dir + "/vae/config.json") << "{ not json";
   EXPECT_TRUE(throws_with([&] { Pipeline::load(dir); }, {"vae/config.json", "not valid JSON"}));
+}
+
+// The reader and the writer hold the same components: a folder read, written and read again has the same tensors.
+TEST(ModelFolder, WriterAndReaderRoundTrip) {
+  const auto src = copy_model();
+  auto m = read_model_folder(src);
+  ASSERT_TRUE(m.controlnet);
+  ModelFolderParts parts;
+  parts.transformer = m.transformer.get();
+  parts.controlnet = m.controlnet.get();
+  parts.vae = m.vae.get();
+  parts.text_encoder = m.text_encoder.get();
+  parts.tokenizer_model = src + "/tokenizer/tokenizer.model";
+  parts.prompt_options = m.prompt_options;
+  const auto dst = sprint::test::temp_dir("model-rt") + "/tiny";
+  write_model_folder(dst, parts);
+  auto back = read_model_folder(dst);
+  const std::vector<std::pair<torch::nn::Module*, torch::nn::Module*>> modules = {
+      {m.transformer.get(), back.transformer.get()},
+      {m.controlnet.get(), back.controlnet.get()},
+      {m.vae.get(), back.vae.get()},
+      {m.text_encoder.get(), back.text_encoder.get()}};
+  for (const auto& [a, b] : modules) {
+    const auto sa = module_state_dict(*a), sb = module_state_dict(*b);
+    ASSERT_EQ(sa.size(), sb.size());
+    for (const auto& [k, t] : sa) EXPECT_TRUE(torch::equal(t, sb.at(k))) << k;
+  }
+  EXPECT_EQ(back.tokenizer.vocab_size(), m.tokenizer.vocab_size());
+}
+
+TEST(ModelFolder, ReadsOnlyTheComponentsAskedFor) {
+  auto dir = copy_model();
+  fs::remove_all(dir + "/vae");  // not needed for the text stack
+  ModelFolderComponents text_only;
+  text_only.transformer = text_only.vae = text_only.controlnet = false;
+  auto m = read_model_folder(dir, {}, text_only);
+  EXPECT_TRUE(m.text_encoder);
+  EXPECT_FALSE(m.transformer);
+  EXPECT_FALSE(m.vae);
+  EXPECT_FALSE(m.controlnet);
+}
+
+// The ControlNet is optional in a folder, and a request with a condition needs one.
+TEST(ModelFolder, AConditionNeedsAControlNet) {
+  auto dir = copy_model();
+  fs::remove_all(dir + "/controlnet");
+  auto pipe = Pipeline::load(dir);
+  EXPECT_FALSE(pipe->has_controlnet());
+  GenerateRequest r;
+  r.width = r.height = 64;
+  r.steps = 1;
+  r.condition = GenerateCondition{torch::zeros({64, 64}, torch::kUInt8), 1.0, 1};
+  EXPECT_TRUE(throws_with([&] { pipe->generate(r); }, {dir, "no controlnet/ subfolder"}));
 }

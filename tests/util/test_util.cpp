@@ -5,7 +5,6 @@
 #include <sstream>
 
 #include "sprint/atomic_file.h"
-#include "sprint/control_pipeline.h"
 #include "sprint/error.h"
 #include "sprint/image_io.h"
 #include "sprint/scribble.h"
@@ -91,10 +90,8 @@ GenerateRequest fixture_pipeline_request(const safetensors::Archive& cases, cons
   return r;
 }
 
-std::unique_ptr<ControlPipeline> bundled_pipeline_with_apple(const PipelineOptions& options) {
-  auto pipe = ControlPipeline::load(std::string(SPRINT_SOURCE_DIR) + "/assets/models/sprint-emoji-64", options);
-  pipe->set_condition(sketch_to_scribble(read_png(std::string(SPRINT_SOURCE_DIR) + "/assets/sketches/apple.png").pixels), 1);
-  return pipe;
+std::unique_ptr<Pipeline> bundled_pipeline(const PipelineOptions& options) {
+  return Pipeline::load(std::string(SPRINT_SOURCE_DIR) + "/assets/models/sprint-emoji-64", options);
 }
 
 GenerateRequest bundled_apple_request(uint64_t seed) {
@@ -104,21 +101,24 @@ GenerateRequest bundled_apple_request(uint64_t seed) {
   r.seed = seed;
   r.width = r.height = 64;
   r.guidance = 4.5;
+  r.condition = GenerateCondition{
+      sketch_to_scribble(read_png(std::string(SPRINT_SOURCE_DIR) + "/assets/sketches/apple.png").pixels), 1.0, 1};
   return r;
 }
 
 std::vector<FixtureCaseError> fixture_pipeline_errors(const PipelineOptions& options) {
   auto c = safetensors::Archive::open(fixture_path("pipeline/cases.safetensors"));
   const auto prompts = fixture_pipeline_prompts();
-  auto pipe = ControlPipeline::load(fixture_path("pipeline/tiny_pipeline"), options);
-  pipe->set_control_scale(c.tensor("control_scale").item<double>());
+  auto pipe = Pipeline::load(fixture_path("pipeline/tiny_pipeline"), options);
+  const GenerateCondition condition{c.tensor("condition_map").clone(), c.tensor("control_scale").item<double>(), 1};
   std::vector<FixtureCaseError> errors;
   for (const bool control : {false, true}) {
-    if (control) pipe->set_condition(c.tensor("condition_map").clone(), /*version=*/1);
     for (auto [p, steps] : fixture_pipeline_cases()) {
       const std::string plain_key = str("plain.p", p, ".s", steps);
       const std::string key = str(control ? "control" : "plain", ".p", p, ".s", steps);
-      auto out = pipe->generate(fixture_pipeline_request(c, key, prompts.at(static_cast<size_t>(p)), steps));
+      auto r = fixture_pipeline_request(c, key, prompts.at(static_cast<size_t>(p)), steps);
+      if (control) r.condition = condition;
+      auto out = pipe->generate(r);
       FixtureCaseError e;
       e.key = key;
       e.latent = nmse(out.latent, c.tensor(key + ".latent"));

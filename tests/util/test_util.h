@@ -7,7 +7,6 @@
 #include <string>
 
 #include "sprint/config.h"
-#include "sprint/control_pipeline.h"
 #include "sprint/pipeline.h"
 #include "sprint/safetensors.h"
 #include "test_paths.h"
@@ -52,9 +51,9 @@ std::vector<FixtureCaseError> fixture_pipeline_errors(const PipelineOptions& opt
 // the plain one. Prints the errors (the figures go in notes).
 void expect_fixture_pipeline_close(const PipelineOptions& options, double tol);
 
-// The bundled model (assets/models/sprint-emoji-64) loaded with `options` and the apple sketch as its condition,
-// and the request the GPU tests make of it: "red apple", 1 step, 64 x 64, guidance 4.5, `seed`.
-std::unique_ptr<ControlPipeline> bundled_pipeline_with_apple(const PipelineOptions& options);
+// The bundled model (assets/models/sprint-emoji-64) loaded with `options`, and the request the GPU tests make of it:
+// "red apple", 1 step, 64 x 64, guidance 4.5, `seed`, the apple sketch as its condition (scale 1, version 1).
+std::unique_ptr<Pipeline> bundled_pipeline(const PipelineOptions& options);
 GenerateRequest bundled_apple_request(uint64_t seed);
 
 // Expects `f` to throw sprint::Error whose message contains every one of `needles`.

@@ -121,7 +121,6 @@ int run_controlnet(const CommandLine& cl) {
   ModelFolderParts parts;
   parts.transformer = teacher.ptr().get();
   parts.controlnet = cn.ptr().get();
-  parts.controlnet_config = cn->config.to_json();
   parts.vae = vae.ptr().get();
   parts.text_encoder = text.encoder.ptr().get();
   parts.tokenizer_model = (fs::path(teacher_dir) / "tokenizer" / "tokenizer.model").string();

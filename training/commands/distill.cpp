@@ -9,7 +9,7 @@
 // Arms for the paper's ablations: mode = "scm+ladd" | "scm" | "ladd"; ladd.largest_timestep_prob = 0 / 0.5 / 0.7.
 // The ControlNet condition is given to teacher and student alike; the discriminator sees the text only.
 // Output: out/model, a Sprint model folder (student transformer with guidance embeds, its ControlNet, vae, text
-// encoder, tokenizer) that ControlPipeline / the app load unchanged.
+// encoder, tokenizer) that Pipeline::load / the app load unchanged.
 #include <filesystem>
 #include <iostream>
 
@@ -301,10 +301,7 @@ int run_distill(const CommandLine& cl) {
   student->transformer->front.set_explicit_attention(false);
   ModelFolderParts parts;
   parts.transformer = student->transformer.ptr().get();
-  if (with_cn) {
-    parts.controlnet = student->controlnet.ptr().get();
-    parts.controlnet_config = student->controlnet->config.to_json();
-  }
+  if (with_cn) parts.controlnet = student->controlnet.ptr().get();
   parts.vae = vae.ptr().get();
   parts.text_encoder = text.encoder.ptr().get();
   parts.tokenizer_model = (fs::path(teacher_dir) / "tokenizer" / "tokenizer.model").string();

@@ -7,7 +7,7 @@
 //                    makes condition maps from) against the condition map the model was given (metrics.h edge_f1);
 //   consistency MSE  the student's final latent against the teacher's Flow-Euler solution of the PF-ODE (the most
 //                    teacher steps listed) from the same noise: what sCM distils.
-// Students run through the app's own code path (ControlPipeline / Pipeline: tokenizer, text encoder, condition
+// Students run through the app's own code path (Pipeline::generate: tokenizer, text encoder, condition
 // encoding, SCM sampler, seeded noise), so the report measures what users get. The teacher runs through the training
 // samplers (teacher_sampling.h) with classifier-free guidance, batched.
 //
@@ -39,11 +39,11 @@
 #include "common.h"
 #include "models.h"
 #include "transfer.h"
-#include "sprint/control_pipeline.h"
 #include "sprint/controlnet.h"
 #include "sprint/error.h"
 #include "sprint/loader.h"
 #include "sprint/model_folder.h"
+#include "sprint/pipeline.h"
 #include "sprint/safetensors.h"
 #include "sprint/scribble.h"
 #include "sprint/training/metrics.h"
@@ -102,7 +102,7 @@ struct Student {
   std::string name, folder;
   bool trained = false;
   json run = json::object();  // the training run's settings, when its config.json sits next to the model folder
-  std::string pipeline;       // "ControlPipeline" or "Pipeline" (no controlnet/ in the folder)
+  std::string pipeline;       // "Pipeline + ControlNet" or "Pipeline" (no controlnet/ in the folder)
   std::vector<Arm> arms;      // one per student step count
   std::vector<TransferArm> transfer;  // one per student step count
   double noise_check = NAN;   // max |pipeline latent - scm_sample(seeded_cpu_noise)| for item 0
@@ -459,19 +459,9 @@ int run_eval(const CommandLine& cl) {
     po.device = "cpu";
     po.dtype = torch::kFloat32;
     const bool has_cn = fs::is_directory(fs::path(s.folder) / "controlnet");
-    s.pipeline = has_cn ? "ControlPipeline" : "Pipeline";
+    s.pipeline = has_cn ? "Pipeline + ControlNet" : "Pipeline";
     std::unique_ptr<Pipeline> pipe;
-    ControlPipeline* cpipe = nullptr;
-    with_context(str("student '", s.name, "' (", s.folder, ")"), [&] {
-      if (has_cn) {
-        auto cp = ControlPipeline::load(s.folder, po);
-        cp->set_control_scale(cscale);
-        cpipe = cp.get();
-        pipe = std::move(cp);
-      } else {
-        pipe = Pipeline::load(s.folder, po);
-      }
-    });
+    with_context(str("student '", s.name, "' (", s.folder, ")"), [&] { pipe = Pipeline::load(s.folder, po); });
     const auto& sc = pipe->transformer().config;
     SPRINT_CHECK(sc.in_channels == tc.in_channels && pipe->vae_scale_factor() == f, "student '", s.name, "' (",
                  s.folder, ") has ", sc.in_channels, " latent channels at compression ", pipe->vae_scale_factor(),
@@ -485,9 +475,11 @@ int run_eval(const CommandLine& cl) {
       s.arms.push_back(a);
     }
     for (int64_t i = 0; i < n; ++i) {
-      if (cpipe) cpipe->set_condition(ref_maps[static_cast<size_t>(i)], static_cast<uint64_t>(i + 1));
+      std::optional<GenerateCondition> cond;
+      if (has_cn) cond = GenerateCondition{ref_maps[static_cast<size_t>(i)], cscale, static_cast<uint64_t>(i + 1)};
       for (auto& a : s.arms) {
         GenerateRequest r;
+        r.condition = cond;
         r.prompt = held.item(item_of(i)).captions.front();
         r.steps = a.steps;
         r.guidance = guidance;
@@ -509,10 +501,10 @@ int run_eval(const CommandLine& cl) {
                      ? torch::full({1}, guidance).to(pipe->dtype()) * tr.config.guidance_embeds_scale
                      : torch::Tensor();
         FlowModel flow;
-        if (cpipe && cscale != 0.0) {
-          auto cond = cpipe->condition_latent(static_cast<int>(resolution), static_cast<int>(resolution));
-          flow = [&, cond](const torch::Tensor& x, const torch::Tensor& t) {
-            return controlled_forward(tr, cpipe->controlnet(), x, emb.embeds, t, g, emb.mask, cond, cscale);
+        if (cond && cscale != 0.0) {
+          auto cl = pipe->condition_latent(*cond, static_cast<int>(resolution), static_cast<int>(resolution));
+          flow = [&, cl](const torch::Tensor& x, const torch::Tensor& t) {
+            return controlled_forward(tr, pipe->controlnet(), x, emb.embeds, t, g, emb.mask, cl, cscale);
           };
         } else {
           flow = [&](const torch::Tensor& x, const torch::Tensor& t) {
@@ -537,10 +529,10 @@ int run_eval(const CommandLine& cl) {
       t.steps = steps;
       s.transfer.push_back(t);
     }
-    for (size_t ci = 0; ci < cases.size() && cpipe; ++ci) {
-      cpipe->set_condition(cases[ci].map, static_cast<uint64_t>(n + 1 + ci));
+    for (size_t ci = 0; ci < cases.size() && has_cn; ++ci) {
       for (auto& t : s.transfer) {
         GenerateRequest r;
+        r.condition = GenerateCondition{cases[ci].map, cscale, static_cast<uint64_t>(n + 1 + ci)};
         r.prompt = cases[ci].prompt;
         r.steps = t.steps;
         r.guidance = guidance;
@@ -626,8 +618,8 @@ int run_eval(const CommandLine& cl) {
   line(str("- Guidance ", fmt(guidance, 2), ": classifier-free guidance for the teacher (", guidance == 1.0 ? 1 : 2,
            " passes per step), the guidance embedding for the students. ControlNet scale ", fmt(cscale, 2), "."));
   line(str("- Teacher: `", teacher_dir, "`", teacher_has_cn ? " with its ControlNet" : " (text only, no ControlNet)",
-           ". Students run through the app's pipeline (`ControlPipeline`: set_condition + generate, or "
-           "`Pipeline::generate` for a folder without controlnet/; CPU, fp32; listed per run below)."));
+           ". Students run through the app's pipeline (`Pipeline::generate`, with the condition in the request "
+           "when the folder has a controlnet/; CPU, fp32; listed per run below)."));
   line("- Noise check (per student): the largest |difference| between the pipeline's latent for item 0 (at the most "
        "steps) and `scm_sample` on the same modules driven by `seeded_cpu_noise(seed)`, the teacher's noise source. "
        "0 means the student started from exactly the teacher's noise.");
@@ -901,7 +893,7 @@ int run_eval(const CommandLine& cl) {
       continue;
     }
     line(str("- ", s.name, ": `", s.folder, "`: ", run_text(s), "; `", s.pipeline, "`; noise check ",
-             fmt(s.noise_check, 7), (s.pipeline == "ControlPipeline") != teacher_has_cn
+             fmt(s.noise_check, 7), (s.pipeline != "Pipeline") != teacher_has_cn
                  ? " (**the teacher and this student differ in having a ControlNet**: its consistency MSE and FD are "
                    "not like for like)"
                  : ""));

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "sprint/error.h"
+#include "sprint/model_folder.h"
 #include "sprint/training/sampling.h"
 
 namespace fs = std::filesystem;
@@ -29,11 +30,12 @@ AutoencoderDC load_frozen_vae(const std::string& dir) {
   return vae;
 }
 
-TextStack load_text_stack(const std::string& model_dir, bool frozen) {
+namespace {
+TextStack text_stack_of(ModelFolder& m, bool frozen) {
   TextStack t;
-  t.tokenizer = Tokenizer::load((fs::path(model_dir) / "tokenizer").string());
-  t.encoder = load_text_encoder((fs::path(model_dir) / "text_encoder").string());
-  t.prompt = PromptOptions::load(model_dir);
+  t.tokenizer = std::move(m.tokenizer);
+  t.encoder = m.text_encoder;
+  t.prompt = m.prompt_options;
   if (frozen) {
     freeze(*t.encoder);
   } else {
@@ -41,19 +43,27 @@ TextStack load_text_stack(const std::string& model_dir, bool frozen) {
   }
   return t;
 }
+}  // namespace
+
+TextStack load_text_stack(const std::string& model_dir, bool frozen) {
+  ModelFolderComponents text_only;
+  text_only.transformer = text_only.vae = text_only.controlnet = false;
+  auto m = read_model_folder(model_dir, {}, text_only);
+  return text_stack_of(m, frozen);
+}
 
 TeacherBundle load_teacher(const std::string& dir) {
+  auto m = read_model_folder(dir);
   TeacherBundle t;
-  t.transformer = load_transformer((fs::path(dir) / "transformer").string());
+  t.transformer = m.transformer;
   freeze(*t.transformer);
   SPRINT_CHECK(!t.transformer->config.guidance_embeds, "'", dir, "' holds a distilled (guidance-embedding) transformer; "
                "this command needs the flow teacher that `sprint-train pretrain` / `controlnet` write");
-  t.vae = load_frozen_vae((fs::path(dir) / "vae").string());
-  t.text = load_text_stack(dir, /*frozen=*/true);
-  if (fs::exists(fs::path(dir) / "controlnet")) {
-    t.controlnet = load_controlnet((fs::path(dir) / "controlnet").string());
-    freeze(*t.controlnet);
-  }
+  t.vae = m.vae;
+  freeze(*t.vae);
+  t.text = text_stack_of(m, /*frozen=*/true);
+  t.controlnet = m.controlnet;
+  if (t.controlnet) freeze(*t.controlnet);
   return t;
 }
 

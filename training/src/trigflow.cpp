@@ -100,10 +100,7 @@ SanaStudentImpl::SanaStudentImpl(SanaTransformer2DModel t, bool zero_init_guidan
 
 void SanaStudentImpl::attach_controlnet(SanaControlNetModel cn) {
   SPRINT_CHECK(cn, "attach_controlnet: no ControlNet given");
-  const auto& cc = cn->config.base;
-  SPRINT_CHECK(cc.inner_dim() == transformer->config.inner_dim() && cc.in_channels == transformer->config.in_channels &&
-                   static_cast<size_t>(cc.num_layers) < transformer->num_blocks(),
-               "the ControlNet does not fit the student transformer");
+  check_controlnet_fits(cn->config.base, transformer->config);
   controlnet = register_module("controlnet", std::move(cn));
 }
 

@@ -15,6 +15,11 @@ void section(const char* title) {
   ImGui::Separator();
 }
 
+// A slider on a double setting, two decimals shown (and kept: ImGui rounds the value to the format).
+bool slider_double(const char* id, double& value, double min, double max) {
+  return ImGui::SliderScalar(id, ImGuiDataType_Double, &value, &min, &max, "%.2f");
+}
+
 }  // namespace
 
 bool draw_import_row(ControlsState& s, bool importing) {
@@ -34,19 +39,20 @@ ControlsActions draw_controls_panel(ControlsState& s, const ControlsInfo& info) 
   ControlsActions a;
   ImGui::PushItemWidth(-1);
 
+  GenerationSettings& g = s.settings;
   section("Prompt");
-  a.settings_changed |= ImGui::InputTextMultiline("##prompt", &s.prompt, ImVec2(-1, ImGui::GetTextLineHeight() * 5));
+  a.settings_changed |= ImGui::InputTextMultiline("##prompt", &g.prompt, ImVec2(-1, ImGui::GetTextLineHeight() * 5));
 
   section("Sampling");
   ImGui::TextUnformatted("Steps");
-  a.settings_changed |= ImGui::SliderInt("##steps", &s.steps, 1, 4);
+  a.settings_changed |= ImGui::SliderInt("##steps", &g.steps, 1, 4);
   ImGui::TextUnformatted("Guidance");
-  a.settings_changed |= ImGui::SliderFloat("##guidance", &s.guidance, 0.0f, 10.0f, "%.2f");
+  a.settings_changed |= slider_double("##guidance", g.guidance, 0.0, 10.0);
   if (info.has_controlnet) {
     ImGui::TextUnformatted("ControlNet scale");
-    a.settings_changed |= ImGui::SliderFloat("##control_scale", &s.control_scale, 0.0f, 2.0f, "%.2f");
+    a.settings_changed |= slider_double("##control_scale", g.control_scale, 0.0, 2.0);
     ImGui::TextUnformatted("Scribble thickness");
-    a.settings_changed |= ImGui::SliderInt("##thickness", &s.thickness, 0, 4);
+    a.settings_changed |= ImGui::SliderInt("##thickness", &g.thickness, 0, 4);
   } else {
     ImGui::TextDisabled("model has no controlnet/: text only");
   }
@@ -56,7 +62,7 @@ ControlsActions draw_controls_panel(ControlsState& s, const ControlsInfo& info) 
 
   section("Seed");
   ImGui::PushItemWidth(ImGui::GetContentRegionAvail().x * 0.45f);
-  a.settings_changed |= ImGui::InputScalar("##seed", ImGuiDataType_U64, &s.seed);
+  a.settings_changed |= ImGui::InputScalar("##seed", ImGuiDataType_U64, &g.seed);
   ImGui::PopItemWidth();
   ImGui::SameLine();
   ImGui::Checkbox("Lock", &s.seed_locked);

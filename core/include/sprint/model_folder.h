@@ -1,7 +1,9 @@
-// Writing model folders in the diffusers layout the pipeline loads (and diffusers' SanaSprintPipeline reads):
+// Model folders in the diffusers layout (docs/architecture.md#model-folder), read and written in one place:
 //   model_index.json, sprint_pipeline.json (prompt options), transformer/, controlnet/ (optional), vae/,
 //   text_encoder/, tokenizer/tokenizer.model, plus any extra files (a model card).
-// Used by the training commands to publish their models and by sprint-bench for its random real-shape folder.
+// read_model_folder is what the pipeline (the app, sprint-generate, the evaluation's students), the training commands
+// and sprint-bench load; write_model_folder is what the training commands publish and sprint-bench writes for its
+// random real-shape folder. ModelFolder and ModelFolderParts hold the same components.
 //
 // Every file is written atomically (temporary file + fsync + rename), and a whole folder is first assembled in a
 // sibling temporary folder and then renamed into place, so a crash or a full disk never leaves a half-written model
@@ -13,15 +15,32 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <optional>
 #include <string>
 
-#include "sprint/pipeline.h"
+#include "sprint/controlnet.h"
+#include "sprint/loader.h"
 #include "sprint/safetensors.h"
 #include "sprint/text_encoder.h"
+#include "sprint/tokenizer.h"
 #include "sprint/transformer.h"
 #include "sprint/vae.h"
 
 namespace sprint {
+
+// Prompt handling; defaults are the SANA-Sprint release's. A model folder may override them in an optional
+// `sprint_pipeline.json` ({"complex_human_instruction": false, "max_sequence_length": 64, "lowercase": true}).
+struct PromptOptions {
+  bool complex_human_instruction = true;
+  int max_sequence_length = 300;
+  bool lowercase = true;
+  // Longer side, in px, of the sketch canvas the model's ControlNet was trained with ("sketch_canvas"): the scribble
+  // map is drawn at that size (its lines are ~11 px wide there) and then resized to the generation size. 0: the
+  // generation size (the SANA releases: 1024 canvas for 1024 images). Our 64 px emoji model uses 256.
+  int sketch_canvas = 0;
+  static PromptOptions load(const std::string& model_dir);  // defaults when the file is absent
+  nlohmann::json to_json() const;                           // sprint_pipeline.json
+};
 
 // Every parameter and registered buffer under its module name (= its checkpoint key), detached.
 safetensors::StateDict module_state_dict(const torch::nn::Module& module);
@@ -37,12 +56,11 @@ void write_json_file(const std::string& file, const nlohmann::json& j);
 // Text written atomically, as write_json_file.
 void write_text_file(const std::string& file, const std::string& text);
 
-// The components of a SANA-Sprint model folder. controlnet may be null (core does not know the ControlNet class:
-// pass the module and its ControlNetConfig::to_json()).
+// The components of a SANA-Sprint model folder, to write. controlnet may be null.
 struct ModelFolderParts {
   const SanaTransformer2DModelImpl* transformer = nullptr;
-  const torch::nn::Module* controlnet = nullptr;
-  nlohmann::json controlnet_config;
+  const SanaControlNetModelImpl* controlnet = nullptr;
+  nlohmann::json controlnet_config;                 // controlnet/config.json; null: controlnet->config.to_json()
   const AutoencoderDCImpl* vae = nullptr;
   const Gemma2ModelImpl* text_encoder = nullptr;
   std::string tokenizer_model;                      // a SentencePiece .model file, copied to tokenizer/
@@ -52,5 +70,31 @@ struct ModelFolderParts {
 
 // Writes the folder at `dir`, replacing an existing one only once the new one is complete.
 void write_model_folder(const std::string& dir, const ModelFolderParts& parts);
+
+// Which components read_model_folder reads; the others stay null (and their subfolders need not exist).
+struct ModelFolderComponents {
+  bool text = true;         // tokenizer/ and text_encoder/
+  bool transformer = true;
+  bool vae = true;
+  bool controlnet = true;   // when the folder has a controlnet/ subfolder (it is optional)
+};
+
+// A model folder as read: what ModelFolderParts writes.
+struct ModelFolder {
+  std::string dir;
+  PromptOptions prompt_options;                // sprint_pipeline.json; the defaults when absent
+  Tokenizer tokenizer;
+  Gemma2Model text_encoder{nullptr};
+  SanaTransformer2DModel transformer{nullptr};
+  SanaControlNetModel controlnet{nullptr};     // null when the folder has none
+  AutoencoderDC vae{nullptr};
+};
+
+// Reads `dir` with every weight cast to options.dtype on options.device, in eval mode. A missing folder or subfolder,
+// a bad config, weights that disagree with a config, and components that do not fit together (caption channels =
+// the text encoder's width, latent channels, the tokenizer's vocabulary, check_controlnet_fits) throw sprint::Error
+// naming the file, tensor or config keys.
+ModelFolder read_model_folder(const std::string& dir, const LoadOptions& options = {},
+                              const ModelFolderComponents& what = {});
 
 }  // namespace sprint

@@ -4,9 +4,12 @@
 // human instruction (CHI) prefix, right padding to n_chi + max_sequence_length - 2 tokens, BOS + last
 // (max_sequence_length - 1) hidden states, guidance x guidance_embeds_scale, latents / vae.scaling_factor.
 //
-// What the live app needs is cached between calls: the prompt embedding (per prompt text), the noise of an
-// unchanged seed and size, and (in ControlPipeline) the encoded condition. Generation is cancellable between
-// stages and steps (throws sprint::Cancelled).
+// With a ControlNet (the folder's optional controlnet/, owned by the pipeline): a request's condition, a scribble map
+// with its scale and version, is resized to the generation size, VAE-encoded and fed to the ControlNet, whose
+// residuals join the transformer's blocks (controlled_forward). The request holds everything a frame depends on;
+// the pipeline keeps no per-request state besides its caches (docs/architecture.md#caches): the prompt embedding
+// (per prompt text), the noise of an unchanged seed and size, and the encoded condition (per condition version and
+// size). Generation is cancellable between stages and steps (throws sprint::Cancelled).
 //
 // Resolution binning (GenerateRequest::resolution_binning, on by default as in diffusers): the request size is
 // mapped to the closest-aspect entry of diffusers' ASPECT_RATIO_{512,1024,2048}_BIN table (picked by the
@@ -24,6 +27,8 @@
 #include <optional>
 #include <string>
 
+#include "sprint/controlnet.h"
+#include "sprint/model_folder.h"
 #include "sprint/scm.h"
 #include "sprint/text_encoder.h"
 #include "sprint/tokenizer.h"
@@ -31,20 +36,6 @@
 #include "sprint/vae.h"
 
 namespace sprint {
-
-// Prompt handling; defaults are the SANA-Sprint release's. A model folder may override them in an optional
-// `sprint_pipeline.json` ({"complex_human_instruction": false, "max_sequence_length": 64, "lowercase": true}).
-struct PromptOptions {
-  bool complex_human_instruction = true;
-  int max_sequence_length = 300;
-  bool lowercase = true;
-  // Longer side, in px, of the sketch canvas the model's ControlNet was trained with ("sketch_canvas"): the scribble
-  // map is drawn at that size (its lines are ~11 px wide there) and then resized to the generation size. 0: the
-  // generation size (the SANA releases: 1024 canvas for 1024 images). Our 64 px emoji model uses 256.
-  int sketch_canvas = 0;
-  static PromptOptions load(const std::string& model_dir);  // defaults when the file is absent
-  nlohmann::json to_json() const;                           // sprint_pipeline.json
-};
 
 // The token batch SANA feeds its text encoder for `prompts`: stripped and lower-cased (when po.lowercase), the CHI
 // prefix (when po.complex_human_instruction), BOS, right padding to max_sequence_length (or n_chi +
@@ -88,6 +79,17 @@ struct PipelineOptions {
   bool fast_cpu_vae = true;
 };
 
+struct GenerationSettings;  // sprint/generation_settings.h
+
+// A ControlNet condition (docs/architecture.md#settings).
+struct GenerateCondition {
+  torch::Tensor map;      // (H, W) uint8 scribble map, white lines on black (sketch_to_scribble, photo_to_scribble);
+                          // resized to the generation size (scribble_to_condition)
+  double scale = 1.0;     // ControlNet conditioning scale; 0: the transformer alone (nothing is encoded)
+  uint64_t version = 0;   // the caller's change counter for `map`: an equal version means an equal map, so its
+                          // encoding is reused (a stroke count, a canvas revision)
+};
+
 struct GenerateRequest {
   std::string prompt;
   int steps = 2;                        // 1-4
@@ -102,6 +104,8 @@ struct GenerateRequest {
   // Leave GenerateResult::image on the run device (a CUDA frame goes into a GL texture through CUDA-GL interop
   // without a trip through host memory). Default: the image comes back in CPU memory.
   bool image_on_device = false;
+  // Drive the model's ControlNet with this condition. A request with a condition needs a model with a ControlNet.
+  std::optional<GenerateCondition> condition;
   std::function<bool()> cancelled;      // polled between stages and steps
   std::function<void(const std::string& stage, double ms)> on_stage;  // progress reporting
 };
@@ -138,55 +142,68 @@ TextEmbedding embed_prompts_trimmed(Gemma2ModelImpl& text_encoder, const Tokeniz
                                     const PromptOptions& po, const torch::Device& device,
                                     const Gemma2PrefixCache* prefix = nullptr);
 
+// The request for `settings` (prompt, steps, guidance, seed, size, custom timesteps) and, when `condition_map` is
+// defined, the condition {condition_map, settings.control_scale, condition_version}. The app's generation worker and
+// sprint-generate both build their requests here. settings.size must be set (the caller picks the model's native
+// size for an empty one). Throws sprint::Error for custom timesteps that are not numbers.
+GenerateRequest make_generate_request(const GenerationSettings& settings, const torch::Tensor& condition_map = {},
+                                      uint64_t condition_version = 0);
+
+// "1.5708,1.3,0" -> {1.5708, 1.3, 0}. Throws sprint::Error naming `what` and the item that is not a number.
+std::vector<double> parse_timesteps(const std::string& s, const std::string& what = "--timesteps");
+
 class Pipeline {
  public:
-  // Loads every component of `dir`. Missing folders or files, bad configs and weights that disagree with a config
-  // throw sprint::Error naming the file (and tensor).
+  // Loads every component of `dir` (read_model_folder), the ControlNet too when the folder has one. Missing folders
+  // or files, bad configs and weights that disagree with a config throw sprint::Error naming the file (and tensor).
   static std::unique_ptr<Pipeline> load(const std::string& dir, const PipelineOptions& options = {});
-  virtual ~Pipeline() = default;
+  // A pipeline on components already read (read_model_folder); it runs on their device and dtype, and
+  // options.device and options.dtype are not used.
+  explicit Pipeline(ModelFolder folder, const PipelineOptions& options = {});
 
   GenerateResult generate(const GenerateRequest& request);
 
   // Stages, usable on their own.
   TextEmbedding encode_prompt(const std::string& prompt, StageTimes* times = nullptr);  // cached by prompt text
+  // The encoded condition latent (VAE latent x scaling_factor) of `condition` at a generation size; cached by the
+  // condition's version and the size. Needs a ControlNet.
+  torch::Tensor condition_latent(const GenerateCondition& condition, int width, int height, StageTimes* times = nullptr);
   torch::Tensor decode(const torch::Tensor& latent);  // (1, C, h, w) x0/sigma_d -> (1, 3, H, W) in [-1, 1], CPU fp32
   torch::Tensor decode_on_device(const torch::Tensor& latent);  // the same, fp32 on the run device
 
-  const std::string& model_dir() const { return dir_; }
+  const std::string& model_dir() const { return model_.dir; }
   const torch::Device& device() const { return device_; }
   torch::Dtype dtype() const { return dtype_; }
-  SanaTransformer2DModelImpl& transformer() { return *transformer_; }
-  AutoencoderDCImpl& vae() { return *vae_; }
-  const PromptOptions& prompt_options() const { return prompt_options_; }
+  SanaTransformer2DModelImpl& transformer() { return *model_.transformer; }
+  AutoencoderDCImpl& vae() { return *model_.vae; }
+  bool has_controlnet() const { return !model_.controlnet.is_empty(); }
+  SanaControlNetModelImpl& controlnet();  // throws without one
+  const PromptOptions& prompt_options() const { return model_.prompt_options; }
   int vae_scale_factor() const { return vae_scale_; }
+  // The native generation size: transformer sample_size x the VAE's compression, square.
+  int native_size() const;
   void clear_caches();
 
- protected:
-  explicit Pipeline(const std::string& dir, const PipelineOptions& options);
-  void load_components();  // what load() does after construction; subclasses call it from their own load()
-  // The velocity model for one request; ControlPipeline overrides it to attach the ControlNet.
-  virtual FlowModel make_flow(const TextEmbedding& text, const torch::Tensor& guidance, const GenerateRequest& request,
-                              StageTimes& times);
+ private:
   static void check_cancelled(const GenerateRequest& r);
+  void check_request(const GenerateRequest& r) const;
+  void require_controlnet() const;  // throws naming the folder when it has no ControlNet
+  // The velocity model for one request at the generated size: the transformer alone, or with the ControlNet driven
+  // by the request's condition.
+  FlowModel make_flow(const TextEmbedding& text, const torch::Tensor& guidance, const GenerateRequest& request,
+                      int gen_width, int gen_height, StageTimes& times);
+  std::vector<torch::Tensor> noise_for(uint64_t seed, const std::vector<int64_t>& shape, int draws, bool& cached);
 
-  std::string dir_;
+  ModelFolder model_;
   torch::Device device_{torch::kCPU};
   torch::Dtype dtype_ = torch::kFloat32;
-  PromptOptions prompt_options_;
-  Tokenizer tokenizer_;
-  Gemma2Model text_encoder_{nullptr};
-  SanaTransformer2DModel transformer_{nullptr};
-  AutoencoderDC vae_{nullptr};
   int vae_scale_ = 32;
   bool trim_text_padding_ = true;
-  bool fast_cpu_vae_ = true;
   // The CHI prefix encoded once per loaded model (the first prompt pays for it); clear_caches() keeps it: it
   // depends on the weights only.
   std::optional<Gemma2PrefixCache> chi_cache_;
   std::vector<int64_t> chi_ids_;  // the CHI prefix's tokens (with BOS), tokenized once
 
- private:
-  std::vector<torch::Tensor> noise_for(uint64_t seed, const std::vector<int64_t>& shape, int draws, bool& cached);
   std::map<std::string, TextEmbedding> prompt_cache_;
   static constexpr size_t kPromptCacheSize = 8;  // a few recent prompts: typing back and forth stays instant
   struct NoiseKey {
@@ -196,6 +213,13 @@ class Pipeline {
   };
   std::optional<NoiseKey> noise_key_;
   std::vector<torch::Tensor> noise_;  // draws for noise_key_, grown on demand
+  struct ConditionKey {
+    uint64_t version;
+    int width, height;
+    bool operator==(const ConditionKey&) const = default;
+  };
+  std::optional<ConditionKey> condition_key_;
+  torch::Tensor condition_latent_;  // the encoding for condition_key_
 };
 
 }  // namespace sprint

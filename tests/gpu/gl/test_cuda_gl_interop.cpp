@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "gl_interop.h"
-#include "sprint/control_pipeline.h"
 #include "sprint/image_io.h"
+#include "sprint/pipeline.h"
 #include "sprint/runtime.h"
 #include "sprint/ui/gl_texture.h"
 #include "test_util.h"
@@ -134,7 +134,7 @@ TEST(CudaGlInterop, DisplayedGpuFrameEqualsTheHostCopy) {
   SPRINT_REQUIRE_CUDA_AND_GL(gl);
   // What the app's worker does on CUDA: the image stays on the GPU, the display takes it through interop, and the
   // host copy (history, export) has the same bytes.
-  auto pipe = test::bundled_pipeline_with_apple({"cuda", {}});
+  auto pipe = test::bundled_pipeline({"cuda", {}});
   auto r = test::bundled_apple_request(1);
   r.image_on_device = true;
   const auto out = pipe->generate(r);

@@ -3,8 +3,8 @@
 //
 //   sketch_canvas = 0 (SANA releases, the tiny test model): canvas = generation size (1024 canvas for 1024 images);
 //   sketch_canvas = S > 0 (sprint_pipeline.json, e.g. 256 for our 64 px emoji model): canvas has the generation
-//   aspect with its longer side S; the scribble map is made at that size and ControlPipeline::set_condition
-//   resizes it to the generation size (scribble_to_condition).
+//   aspect with its longer side S; the scribble map is made at that size and the pipeline resizes the request's
+//   condition map to the generation size (scribble_to_condition).
 // Header-only, no LibTorch: the app and the unit tests share it.
 #pragma once
 

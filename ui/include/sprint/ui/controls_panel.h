@@ -1,22 +1,21 @@
 // The controls panel: prompt, sampling settings, seed, brush, canvas actions. A function of plain structs; the
-// caller turns the returned actions into work (new seed, undo, save, ...).
+// caller turns the returned actions into work (new seed, undo, save, ...). It is where the generation settings
+// (sprint/generation_settings.h) are shown and edited.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "sprint/generation_settings.h"
 #include "sprint/ui/canvas_widget.h"
 
 namespace sprint::ui {
 
 struct ControlsState {
-  std::string prompt;
-  int steps = 2;               // 1-4
-  float guidance = 4.5f;
-  float control_scale = 1.0f;  // ControlNet conditioning scale
-  uint64_t seed = 0;
+  // The settings the panel edits: prompt, steps, guidance, ControlNet scale, scribble thickness (0-4 in the UI; the
+  // Sana demo's range is 1-4), seed. The model and the size are shown, not edited.
+  GenerationSettings settings;
   bool seed_locked = true;     // unlocked: every finished stroke draws a new seed
-  int thickness = 2;           // scribble thickness, 0-4 in the UI (the Sana demo's range is 1-4)
   BrushSettings brush;
   bool show_condition = false; // canvas pane shows the condition map the model sees
   bool adaptive_steps = true;  // drafts with fewer steps while drawing when frames are over budget

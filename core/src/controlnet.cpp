@@ -124,17 +124,20 @@ SanaControlNetModel load_controlnet(const std::string& dir, const LoadOptions& o
   });
 }
 
+void check_controlnet_fits(const TransformerConfig& cc, const TransformerConfig& tc) {
+  SPRINT_CHECK(cc.inner_dim() == tc.inner_dim() && cc.caption_channels == tc.caption_channels &&
+                   cc.in_channels == tc.in_channels && cc.num_layers < tc.num_layers,
+               "ControlNet (hidden ", cc.inner_dim(), ", caption ", cc.caption_channels, ", latent ", cc.in_channels,
+               " channels, ", cc.num_layers, " blocks) does not fit the transformer (hidden ", tc.inner_dim(),
+               ", caption ", tc.caption_channels, ", latent ", tc.in_channels, " channels, ", tc.num_layers,
+               " blocks): it needs the same widths and fewer blocks");
+}
+
 torch::Tensor controlled_forward(SanaTransformer2DModelImpl& t, SanaControlNetModelImpl& cn, const torch::Tensor& x,
                                  const torch::Tensor& enc, const torch::Tensor& timestep, const torch::Tensor& guidance,
                                  const torch::Tensor& enc_mask, const torch::Tensor& cond_latent, double scale) {
   const auto& cc = cn.config.base;
-  SPRINT_CHECK(cc.inner_dim() == t.config.inner_dim() && cc.caption_channels == t.config.caption_channels &&
-                   cc.in_channels == t.config.in_channels,
-               "ControlNet (hidden ", cc.inner_dim(), ", caption ", cc.caption_channels, ", latent ", cc.in_channels,
-               " channels) does not fit the transformer (hidden ", t.config.inner_dim(), ", caption ",
-               t.config.caption_channels, ", latent ", t.config.in_channels, " channels)");
-  SPRINT_CHECK(static_cast<size_t>(cc.num_layers) < t.num_blocks(), "ControlNet has ", cc.num_layers,
-               " blocks; the transformer needs more than that (it has ", t.num_blocks(), ")");
+  check_controlnet_fits(cc, t.config);
   // A Sana 1.0 ControlNet (no guidance embeds) driven by a Sprint transformer (dense time s in [0, 1]) gets its
   // own training range, 1000 * s; otherwise both see the same timestep.
   const bool sana1_under_sprint = t.config.guidance_embeds && !cc.guidance_embeds;

@@ -62,6 +62,11 @@ TORCH_MODULE(SanaControlNetModel);
 
 SanaControlNetModel load_controlnet(const std::string& dir, const LoadOptions& options = {});
 
+// The one check that a ControlNet can drive a transformer: the same hidden width, caption and latent channels, and
+// fewer blocks than the transformer (its residuals join main blocks 1 .. num_layers). Throws sprint::Error naming
+// both sides' values. controlled_forward, the pipeline's loader and the training student all call it.
+void check_controlnet_fits(const TransformerConfig& controlnet, const TransformerConfig& transformer);
+
 // The transformer's velocity with a ControlNet attached, in the ControlNet's injection order.
 // timestep/guidance are the transformer's (Sprint: flow time s in [0, 1], guidance times guidance_embeds_scale).
 // A Sana 1.0 ControlNet (no guidance embeds) attached to a Sprint transformer gets 1000 * timestep (its training
