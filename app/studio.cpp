@@ -25,62 +25,38 @@ constexpr uint64_t kSeedRange = 1u << 31;  // "Random" draws seeds below this so
 
 constexpr float kThumbPx = 72.0f;          // history thumbnails, longer side
 
-// A frame shows an input when it was made for the same canvas and settings; the step count may differ (a draft
-// made while drawing shows the drawing).
-bool reflects(const LiveKey& frame, const LiveKey& input) {
-  if (frame.canvas_revision != input.canvas_revision) return false;
-  GenerationSettings a = frame.settings, b = input.settings;
-  a.steps = b.steps = 0;
-  return a == b;
-}
-
-// Scripted strokes for --bench-frames without --replay: zig-zags across the canvas, one per second, for as long as
-// the bench runs.
-std::vector<ReplayEvent> bench_events() {
-  std::vector<ReplayEvent> events;
-  for (int i = 0; i < 2000; ++i) {
-    ReplayEvent e;
-    e.type = ReplayEvent::Type::Stroke;
-    e.duration = 1.0;
-    e.radius = 0.01f;
-    const float y = 0.1f + 0.8f * static_cast<float>(i % 9) / 8.0f;
-    for (int k = 0; k <= 16; ++k)
-      e.points.push_back({0.1f + 0.8f * k / 16.0f, y + ((k % 2) ? 0.04f : -0.04f)});
-    events.push_back(e);
-    if (i % 9 == 8) {
-      ReplayEvent c;
-      c.type = ReplayEvent::Type::Clear;
-      events.push_back(c);
-    }
-  }
-  return events;
-}
-
 // out.png + "before" -> out.before.png
 std::string with_suffix(const std::string& path, const std::string& suffix) {
   fs::path p(path);
   return (p.parent_path() / (p.stem().string() + "." + suffix + p.extension().string())).string();
 }
 
+// "%.1f"
+std::string fixed1(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
+PipelineOptions pipeline_options(const StudioOptions& o) {
+  PipelineOptions po;
+  po.device = o.device;
+  return po;
+}
+
 }  // namespace
 
-Studio::Studio(StudioOptions options, std::function<void()> wake) : options_(std::move(options)) {
+Studio::Studio(StudioOptions options, std::function<void()> wake)
+    : options_(std::move(options)),
+      live_(options_.settings.model, pipeline_options(options_), options_.pacing, std::move(wake)),
+      frames_(static_cast<size_t>(std::max(1, options_.history_size))),
+      import_(options_.hed),
+      headless_(options_) {
   controls_.settings = options_.settings;
   width_ = options_.settings.size.width;
   height_ = options_.settings.size.height;
-  if (!options_.replay.empty()) replay_ = std::make_unique<ReplayPlayer>(load_replay(options_.replay));
-  else if (options_.bench_frames > 0) replay_ = std::make_unique<ReplayPlayer>(bench_events());
   if (!options_.import_path.empty()) request_import(options_.import_path, parse_import_mode(options_.import_mode));
-  pacer_ = AdaptivePacer(options_.pacing);
   controls_.adaptive_steps = options_.pacing.enabled;
-  photon_ = InputLatencyTracker<LiveKey>(reflects);
-  PipelineOptions po;
-  po.device = options_.device;
-  worker_ = std::make_unique<GenerationWorker>(options_.settings.model, po, std::move(wake));
-}
-
-Studio::~Studio() {
-  if (import_job_.valid()) import_job_.wait();  // the job reads members (hed_)
 }
 
 double Studio::mono_s() const {
@@ -103,13 +79,13 @@ void Studio::shutdown_gl() {
   ui::destroy_texture(canvas_tex_);
   ui::destroy_texture(condition_tex_);
   ui::destroy_texture(output_tex_);
-  for (auto& e : frames_) ui::destroy_texture(e.thumb);
+  for (auto& e : frames_.entries()) ui::destroy_texture(e.thumb);
   ui::destroy_display_pass(display_);
   gl_ready_ = false;
 }
 
 void Studio::on_model_ready() {
-  info_ = worker_->info();
+  info_ = live_.worker().info();
   if (width_ == 0) {
     width_ = info_->default_width;
     height_ = info_->default_height;
@@ -133,9 +109,9 @@ void Studio::on_model_ready() {
       std::fprintf(stderr, "sprint-studio: CUDA-GL interop unavailable (%s); frames are copied through the CPU\n", e.what());
     }
   }
-  if (!pending_import_.empty()) {
-    start_import(pending_import_, pending_import_mode_);
-    pending_import_.clear();
+  if (const std::string notice = import_.start_pending(*import_canvas()); !notice.empty()) {
+    notice_ = notice;
+    import_error_.clear();
   }
 }
 
@@ -144,94 +120,53 @@ LiveKey Studio::user_key() const {
 }
 
 bool Studio::input_shown() const {
-  if (!info_ || history_.drawing() || !submitted_key_ || importing()) return false;
-  return worker_->idle() && !worker_->has_result() && *submitted_key_ == user_key();
+  if (!info_ || history_.drawing() || importing()) return false;
+  return live_.shown(user_key());
 }
 
 bool Studio::needs_fast_loop() const {
-  return worker_->state() == GenerationWorker::State::Loading || !worker_->idle() || worker_->has_result() ||
-         history_.drawing() || (replay_ && !replay_->done()) || finishing_ || options_.frames > 0 ||
-         options_.exit_after_replay || importing() || (info_ && submitted_key_ && !(*submitted_key_ == user_key()));
+  const GenerationWorker& w = live_.worker();
+  return w.state() == GenerationWorker::State::Loading || !w.idle() || w.has_result() || history_.drawing() ||
+         headless_.busy() || importing() || (info_ && live_.pending(user_key()));
 }
 
 // ---- Import -------------------------------------------------------------------------------------------------------
 
-void Studio::request_import(const std::string& path, ImportMode mode) {
-  if (path.empty()) return;
-  if (import_job_.valid()) {
-    notice_ = "an import is already running; try again when it is done";
-    return;
-  }
-  if (!info_) {  // the canvas size is known once the model is loaded
-    pending_import_ = path;
-    pending_import_mode_ = mode;
-    notice_ = "importing " + path + " once the model has loaded";
-    return;
-  }
-  start_import(path, mode);
+std::optional<ImportController::Canvas> Studio::import_canvas() const {
+  if (!info_) return std::nullopt;  // the canvas size is known once the model is loaded
+  return ImportController::Canvas{canvas_w_, canvas_h_, controls_.brush.radius};
 }
 
-void Studio::start_import(const std::string& path, ImportMode mode) {
-  import_source_ = path;
-  import_error_.clear();
-  notice_ = "importing " + path + "...";
-  const int cw = canvas_w_, ch = canvas_h_;
-  const float pen = controls_.brush.radius;
-  const std::string hed_path = options_.hed;
-  import_job_ = std::async(std::launch::async, [this, path, mode, cw, ch, pen, hed_path] {
-    ImportOutcome out;
-    const auto t0 = std::chrono::steady_clock::now();
-    try {
-      torch::NoGradGuard no_grad;
-      const PngImage png = read_png(path);
-      ImportMode m = mode == ImportMode::Auto ? with_context("importing '" + path + "'", [&] {
-        return detect_import_mode(png.pixels);
-      }) : mode;
-      if (m == ImportMode::Photo && !hed_path.empty() && !hed_) hed_ = load_hed(hed_path).ptr();
-      out.sketch = import_sketch_pixels(png.pixels, "importing '" + path + "'", cw, ch, m, pen,
-                                        m == ImportMode::Photo ? hed_.get() : nullptr);
-    } catch (const std::exception& e) {
-      out.error = e.what();
-    }
-    out.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    return out;
-  });
+void Studio::request_import(const std::string& path, ImportMode mode) {
+  const bool was_running = import_.running();
+  const std::string notice = import_.request(path, mode, import_canvas());
+  if (notice.empty()) return;
+  notice_ = notice;
+  if (!was_running && import_.running()) import_error_.clear();
 }
 
 void Studio::poll_import() {
-  if (!import_job_.valid() || history_.drawing()) return;  // applied between strokes, never under the pen
-  if (import_job_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return;
-  ImportOutcome r = import_job_.get();
-  if (!r.error.empty()) {
-    import_error_ = "import failed: " + r.error;
-    notice_ = import_error_ + " (the drawing is unchanged)";
-    std::fprintf(stderr, "sprint-studio: %s\n", import_error_.c_str());
+  if (history_.drawing()) return;  // applied between strokes, never under the pen
+  auto r = import_.poll();
+  if (!r) return;
+  notice_ = r->notice;
+  if (!r->sketch) {
+    import_error_ = r->error;
     return;
   }
-  ImportedSketch& s = *r.sketch;
-  const size_t ink = s.ink_pixels;
-  const ImportMode mode = s.mode;
-  history_.import_picture(std::make_shared<const ui::Canvas>(std::move(s.canvas)));
+  history_.import_picture(std::make_shared<const ui::Canvas>(std::move(r->sketch->canvas)));
   force_final_ = true;
-  notice_ = str("imported ", fs::path(import_source_).filename().string(), " as a ", import_mode_name(mode), " (", ink,
-                " ink px, ", static_cast<int>(r.ms), " ms); Ctrl+Z undoes it");
-  if (!options_.hed.empty() || mode != ImportMode::Photo) {
-  } else {
-    notice_ += "; photo edges from the OpenCV soft-edge detector (no --hed weights)";
-  }
-  std::fprintf(stderr, "sprint-studio: %s\n", notice_.c_str());
 }
 
 void Studio::poll_results(double now_s) {
-  auto r = worker_->take_result();
-  const auto stats = worker_->stats();
+  auto r = live_.poll();
+  const auto stats = live_.worker().stats();
   hud_.frames = stats.finished;
   hud_.dropped = stats.dropped;
   hud_.skipped = stats.skipped;
   if (!r) return;
   if (!r->error.empty()) {
     last_error_ = "generation failed: " + r->error;
-    ++errors_;
     std::fprintf(stderr, "sprint-studio: %s\n", last_error_.c_str());
     return;
   }
@@ -247,11 +182,6 @@ void Studio::poll_results(double now_s) {
   f.final = r->final;
   show_frame(f, r->rgb_device);
   output_in_history_ = false;
-  // Pacing sees what a stroke costs: the prompt encoding is a one-off per prompt (cached while drawing), and the first
-  // frame after loading pays one-off allocations and warm-up, which would start the app in draft mode.
-  if (!gen_frame_ms_.empty())
-    pacer_.record(r->key.settings.steps, std::max(0.0, r->wall_ms - r->times.tokenize_ms - r->times.text_encoder_ms));
-  gen_frame_ms_.push(r->wall_ms);
   if (gl_ready_ && !r->condition.empty()) {
     ui::upload_image(condition_tex_, r->condition.data(), r->canvas_width, r->canvas_height, 1);
     display_dirty_ = true;
@@ -286,38 +216,18 @@ void Studio::show_frame(const ShownFrame& f, const torch::Tensor& rgb_device) {
 }
 
 void Studio::submit_if_changed(bool final, double now_s) {
-  if (!info_ || worker_->state() != GenerationWorker::State::Ready) return;
+  if (!info_ || live_.worker().state() != GenerationWorker::State::Ready) return;
   if (final && !controls_.seed_locked) controls_.settings.seed = rng_() % kSeedRange;
-  // Without a ControlNet the canvas does not reach the model: strokes must not cost a frame.
-  const LiveKey user = user_key();
-  photon_.observe(user, now_s);
-  if (!last_user_key_ || !(*last_user_key_ == user)) {
-    last_user_key_ = user;
-    last_input_s_ = now_s;
-  }
-  // Adaptive pacing: while drawing (pen down, or the input changed within pause_s) and frames at the user's step
-  // count are over budget, draft with fewer steps; the final frame (pen-up) and the frame after a pause refine.
-  PacingOptions po = options_.pacing;
-  po.enabled = options_.pacing.enabled && controls_.adaptive_steps;
-  if (po.enabled != pacer_.options().enabled) pacer_.set_options(po);
-  const bool drawing = history_.drawing() || (!final && now_s - last_input_s_ < po.pause_s);
-  LiveKey key = user;
-  key.settings.steps = final ? user.settings.steps : pacer_.steps_for(user.settings.steps, drawing);
-  hud_.draft_steps = key.settings.steps < user.settings.steps ? key.settings.steps : 0;
-  if (!final && submitted_key_ && *submitted_key_ == key) return;  // unchanged: not even a slot offer
-  if (snapshot_revision_ != history_.revision()) {
-    canvas_snapshot_ = std::make_shared<const std::vector<uint8_t>>(raster_.canvas().pixels);
-    snapshot_revision_ = history_.revision();
-  }
-  LiveRequest req;
-  req.settings = key.settings;
-  req.canvas_width = canvas_w_;
-  req.canvas_height = canvas_h_;
-  req.canvas = canvas_snapshot_;
-  req.canvas_revision = history_.revision();
-  const OfferResult offered = worker_->submit(key, std::move(req), final);
-  if (offered != OfferResult::Skipped) ++(key.settings.steps < user.settings.steps ? drafts_ : refined_);
-  submitted_key_ = key;
+  LiveSession::Input in;
+  in.key = user_key();  // without a ControlNet the canvas does not reach the model: strokes must not cost a frame
+  in.final = final;
+  in.pen_down = history_.drawing();
+  in.adaptive = controls_.adaptive_steps;
+  in.canvas_revision = history_.revision();
+  in.canvas = &raster_.canvas().pixels;
+  in.canvas_width = canvas_w_;
+  in.canvas_height = canvas_h_;
+  hud_.draft_steps = live_.submit(in, now_s);
 }
 
 // ---- History strip ------------------------------------------------------------------------------------------------
@@ -327,34 +237,23 @@ void Studio::update_history(double now_s) {
   // shown once the input has paused (pause_s without a change). Drafts never do.
   if (output_.rgb.empty() || output_in_history_ || history_.drawing() || !info_) return;
   if (!(output_.key == user_key())) return;
-  if (!output_.final && now_s - last_input_s_ < options_.pacing.pause_s) return;
+  if (!output_.final && now_s - live_.last_input_s() < options_.pacing.pause_s) return;
   output_in_history_ = true;
-  if (!frames_.empty() && frames_.front().frame.key == output_.key) return;
-  HistoryEntry e;
-  e.frame = output_;
-  if (gl_ready_) ui::upload_image(e.thumb, e.frame.rgb.data(), e.frame.width, e.frame.height, 3);
-  frames_.push_front(std::move(e));
-  if (selected_ >= 0) ++selected_;
-  while (frames_.size() > static_cast<size_t>(std::max(1, options_.history_size))) {
-    ui::destroy_texture(frames_.back().thumb);
-    frames_.pop_back();
-  }
-  if (selected_ >= static_cast<int>(frames_.size())) selected_ = -1;
+  std::vector<FrameHistory::Entry> dropped;
+  FrameHistory::Entry* e = frames_.add(output_, dropped);
+  if (e && gl_ready_) ui::upload_image(e->thumb, e->frame.rgb.data(), e->frame.width, e->frame.height, 3);
+  for (auto& d : dropped) ui::destroy_texture(d.thumb);
 }
 
 void Studio::restore_history(int index) {
-  SPRINT_CHECK(index >= 0 && index < static_cast<int>(frames_.size()), "history has ", frames_.size(),
-               " frames; there is no frame ", index);
-  selected_ = index;
-  const ShownFrame f = frames_[index].frame;
+  SPRINT_CHECK(index >= 0, "there is no history frame ", index);
+  const ShownFrame f = frames_.select(static_cast<size_t>(index));
   const GenerationSettings& s = f.key.settings;
   controls_.settings = s;
   show_frame(f);
   output_in_history_ = true;
-  // The worker's "unchanged input" memory must not swallow a later request for its last key.
-  worker_->invalidate();
   // Same canvas: the frame is the one the restored settings give, so there is nothing to generate.
-  if (f.key == user_key()) submitted_key_ = f.key;
+  live_.frame_restored(f.key, user_key());
   notice_ = str("restored seed ", s.seed, ", ", s.steps, " steps from the history",
                 f.key == user_key() ? "" : " (the canvas has changed since: regenerating)");
 }
@@ -387,10 +286,10 @@ void Studio::refresh_canvas() {
 
 std::string Studio::status_line() const {
   std::string state;
-  switch (worker_->state()) {
+  switch (live_.worker().state()) {
     case GenerationWorker::State::Loading: state = "loading " + options_.settings.model; break;
     case GenerationWorker::State::Failed: state = "model failed to load"; break;
-    case GenerationWorker::State::Ready: state = worker_->idle() ? "ready" : "generating"; break;
+    case GenerationWorker::State::Ready: state = live_.worker().idle() ? "ready" : "generating"; break;
   }
   const std::string size = canvas_w_ == width_ && canvas_h_ == height_
                                ? str(width_, "x", height_)
@@ -406,16 +305,8 @@ void Studio::draw_menu() {
   if (ImGui::BeginMenuBar()) {
     if (ImGui::BeginMenu("File")) {
       if (ImGui::MenuItem("Import image...", nullptr, false, info_.has_value() && !importing())) open_import = true;
-      if (ImGui::MenuItem("Save output PNG", nullptr, false, !output_.rgb.empty())) {
-        const std::string path =
-            (fs::path(options_.output_dir) / str("sprint-", output_.key.settings.seed, "-", hud_.frames, ".png")).string();
-        try {
-          save_output_png(path);
-          notice_ = "wrote " + path;
-        } catch (const std::exception& e) {
-          notice_ = str("export failed: ", e.what());
-        }
-      }
+      if (ImGui::MenuItem("Save output PNG", nullptr, false, !output_.rgb.empty()))
+        save_frame_from_ui(output_, output_path(output_, str(hud_.frames)));
       ImGui::EndMenu();
     }
     ImGui::TextDisabled("   live sketch-to-image  |  SANA-Sprint + ControlNet");
@@ -464,7 +355,7 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
   ci.can_undo = history_.can_undo();
   ci.can_redo = history_.can_redo();
   ci.importing = importing() || !info_;
-  const std::string error = worker_->state() == GenerationWorker::State::Failed ? worker_->load_error()
+  const std::string error = live_.worker().state() == GenerationWorker::State::Failed ? live_.worker().load_error()
                             : !last_error_.empty()                              ? last_error_
                                                                                 : import_error_;
   ci.error = error.c_str();
@@ -474,16 +365,7 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
   if (a.clear) history_.clear();
   if (a.randomise_seed) controls_.settings.seed = rng_() % kSeedRange;
   if (a.import_image) request_import(controls_.import_path, static_cast<ImportMode>(controls_.import_mode));
-  if (a.save_output) {
-    const std::string path =
-        (fs::path(options_.output_dir) / str("sprint-", output_.key.settings.seed, "-", hud_.frames, ".png")).string();
-    try {
-      save_output_png(path);
-      notice_ = "wrote " + path;
-    } catch (const std::exception& e) {
-      last_error_ = e.what();
-    }
-  }
+  if (a.save_output) save_frame_from_ui(output_, output_path(output_, str(hud_.frames)));
   ImGui::EndChild();
   ImGui::SameLine();
 
@@ -506,7 +388,7 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
   events = ui::draw_canvas("##canvas", canvas_view_, history_, controls_.brush,
                            display_.target.id ? ui::imgui_texture_id(display_.target) : nullptr, canvas_w_, canvas_h_,
                            ImVec2(pane_w, pane_h - strip_h),
-                           worker_->state() == GenerationWorker::State::Failed ? "the model failed to load (see the panel)"
+                           live_.worker().state() == GenerationWorker::State::Failed ? "the model failed to load (see the panel)"
                                                                                : "loading model...");
   ImGui::TextDisabled("%d x %d   zoom %.0f%%   %s %.1f px   %zu strokes%s", canvas_w_, canvas_h_, canvas_view_.zoom * 100,
                       controls_.brush.eraser ? "eraser" : "brush", controls_.brush.radius, history_.visible().size(),
@@ -514,7 +396,7 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
   ImGui::EndGroup();
   ImGui::SameLine();
   ui::ImageViewOverlay overlay;
-  overlay.busy = !worker_->idle();
+  overlay.busy = !live_.worker().idle();
   const std::string caption =
       output_.rgb.empty() ? std::string()
                           : str("seed ", output_.key.settings.seed, "   steps ", output_.key.settings.steps);
@@ -526,24 +408,18 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
 
   std::vector<ui::HistoryThumb> thumbs;
   thumbs.reserve(frames_.size());
-  for (const auto& e : frames_) {
+  for (const auto& e : frames_.entries()) {
     const GenerationSettings& s = e.frame.key.settings;
     thumbs.push_back({ui::imgui_texture_id(e.thumb), e.frame.width, e.frame.height,
                       str(s.prompt, "\nseed ", s.seed, "   steps ", s.steps, "   guidance ", s.guidance, "   control ",
                           s.control_scale)});
   }
-  const ui::HistoryStripActions ha = ui::draw_history_strip("##history", thumbs, selected_, kThumbPx, ImVec2(0, history_h));
+  const int selected = frames_.selected();
+  const ui::HistoryStripActions ha = ui::draw_history_strip("##history", thumbs, selected, kThumbPx, ImVec2(0, history_h));
   if (ha.clicked >= 0) restore_history(ha.clicked);
-  if (ha.export_selected && selected_ >= 0 && selected_ < static_cast<int>(frames_.size())) {
-    const ShownFrame& f = frames_[selected_].frame;
-    const std::string path = (fs::path(options_.output_dir) /
-                              str("sprint-", f.key.settings.seed, "-history", selected_, ".png")).string();
-    try {
-      export_frame(f, path);
-      notice_ = "wrote " + path;
-    } catch (const std::exception& e) {
-      notice_ = str("export failed: ", e.what());
-    }
+  if (ha.export_selected && selected >= 0 && selected < static_cast<int>(frames_.size())) {
+    const ShownFrame& f = frames_.at(static_cast<size_t>(selected)).frame;
+    save_frame_from_ui(f, output_path(f, str("history", selected)));
   }
   ImGui::EndChild();
 
@@ -552,9 +428,10 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
 }
 
 void Studio::inject_input() {
-  if (!replay_ || !replay_->mouse().active || canvas_w_ <= 0) return;
+  const ReplayPlayer::Mouse* mouse = headless_.mouse();
+  if (!mouse || canvas_w_ <= 0) return;
   // The canvas widget's mapping (canvas_widget.cpp), with last frame's pane and view.
-  const auto& m = replay_->mouse();
+  const auto& m = *mouse;
   const ImVec2 centre(canvas_pane_pos_.x + canvas_pane_size_.x / 2 + canvas_view_.pan.x,
                       canvas_pane_pos_.y + canvas_pane_size_.y / 2 + canvas_view_.pan.y);
   ImGuiIO& io = ImGui::GetIO();
@@ -563,14 +440,38 @@ void Studio::inject_input() {
   io.MouseDown[0] = m.down;
 }
 
+ReplayPlayer::Target Studio::replay_target() {
+  ReplayPlayer::Target t{history_, controls_, canvas_w_, canvas_h_, [this] { return input_shown(); },
+                         [this](const std::string& suffix) {
+                           SPRINT_CHECK(!options_.save_output.empty(), "replay event save_output needs --save-output");
+                           save_frame(output_, with_suffix(options_.save_output, suffix));
+                         }};
+  t.import_image = [this](const std::string& path, const std::string& mode) {
+    if (!replay_import_started_) {
+      request_import(path, parse_import_mode(mode));
+      replay_import_started_ = true;
+      return false;
+    }
+    if (importing()) return false;
+    replay_import_started_ = false;
+    return true;
+  };
+  t.history_size = [this] { return frames_.size(); };
+  t.select_history = [this](size_t i) { restore_history(static_cast<int>(i)); };
+  t.export_history = [this](size_t i, const std::string& suffix) {
+    SPRINT_CHECK(!options_.save_output.empty(), "replay event export_history needs --save-output");
+    save_frame(frames_.at(i).frame, with_suffix(options_.save_output, suffix));
+  };
+  return t;
+}
+
 void Studio::frame(double now_s, double dt_s) {
-  if (start_s_ < 0) start_s_ = now_s;
+  headless_.begin_frame(now_s);
   ++frame_count_;
   const double t_input = mono_s();  // this frame's input events arrived just before it
   ui::hud_record_ui_frame(hud_, dt_s * 1000.0);
-  const bool headless = replay_ || options_.frames > 0;
 
-  if (!info_ && worker_->state() == GenerationWorker::State::Ready) {
+  if (!info_ && live_.worker().state() == GenerationWorker::State::Ready) {
     on_model_ready();
   } else if (info_ && frame_count_ > 1) {  // UI frame times once the model is up (loading frames are not the app's)
     ui_frame_ms_.push(dt_s * 1000.0);
@@ -578,10 +479,7 @@ void Studio::frame(double now_s, double dt_s) {
     hud_.ui_p50_ms = hud_ui_ms_.percentile(50);
     hud_.ui_p99_ms = hud_ui_ms_.percentile(99);
   }
-  if (worker_->state() == GenerationWorker::State::Failed && headless && !exit_code_) {
-    std::fprintf(stderr, "sprint-studio: %s\n", worker_->load_error().c_str());
-    exit_code_ = 1;
-  }
+  if (live_.worker().state() == GenerationWorker::State::Failed) headless_.model_failed(live_.worker().load_error());
   poll_results(now_s);
   // Here, before this frame's input can change the settings: a final frame that just arrived belongs to the input it
   // was made for (a replay can save it and change the seed within this same frame). A frame that joins on a pause
@@ -591,36 +489,9 @@ void Studio::frame(double now_s, double dt_s) {
 
   bool final = force_final_;
   force_final_ = false;
-  if (replay_ && info_) {
-    ReplayPlayer::Target t{history_, controls_, canvas_w_, canvas_h_, [this] { return input_shown(); },
-                           [this](const std::string& suffix) {
-                             SPRINT_CHECK(!options_.save_output.empty(), "replay event save_output needs --save-output");
-                             save_output_png(with_suffix(options_.save_output, suffix));
-                           }};
-    t.import_image = [this](const std::string& path, const std::string& mode) {
-      if (!replay_import_started_) {
-        request_import(path, parse_import_mode(mode));
-        replay_import_started_ = true;
-        return false;
-      }
-      if (importing()) return false;
-      replay_import_started_ = false;
-      return true;
-    };
-    t.history_size = [this] { return frames_.size(); };
-    t.select_history = [this](size_t i) { restore_history(static_cast<int>(i)); };
-    t.export_history = [this](size_t i, const std::string& suffix) {
-      SPRINT_CHECK(!options_.save_output.empty(), "replay event export_history needs --save-output");
-      SPRINT_CHECK(i < frames_.size(), "history has ", frames_.size(), " frames; there is no frame ", i);
-      export_frame(frames_[i].frame, with_suffix(options_.save_output, suffix));
-    };
-    try {
-      replay_->advance(dt_s, t);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "sprint-studio: replay: %s\n", e.what());
-      exit_code_ = 1;
-    }
-    final |= t.pen_up;
+  if (headless_.replaying() && info_) {
+    ReplayPlayer::Target t = replay_target();
+    final |= headless_.play(dt_s, t);
   }
   handle_shortcuts();
   refresh_canvas();  // replay edits show this frame
@@ -633,54 +504,52 @@ void Studio::frame(double now_s, double dt_s) {
   hud_.photon_p50_ms = hud_photon_ms_.percentile(50);
   hud_.photon_p99_ms = hud_photon_ms_.percentile(99);
 
-  if (finishing_ || exit_code_) return;
-  if (options_.frames > 0 && frame_count_ >= static_cast<uint64_t>(options_.frames)) finishing_ = true;
-  if (options_.bench_frames > 0 && ui_frame_ms_.size() >= static_cast<size_t>(options_.bench_frames)) finishing_ = true;
-  if (replay_ && options_.exit_after_replay && replay_->done() && input_shown()) finishing_ = true;
-  if (headless && now_s - start_s_ > options_.timeout_s) {
-    std::fprintf(stderr, "sprint-studio: timed out after %.0f s (replay at event %zu of %zu)\n", options_.timeout_s,
-                 replay_ ? replay_->position() : 0, replay_ ? replay_->size() : 0);
-    exit_code_ = 2;
-  }
+  headless_.end_frame(now_s, ui_frame_ms_.size(), input_shown());
 }
 
 void Studio::after_render(int framebuffer_w, int framebuffer_h) {
   // The frame uploaded this UI frame is in the back buffer now; it is on screen with this swap.
   if (displayed_key_) {
-    const size_t done = photon_.displayed(*displayed_key_, mono_s());
-    const auto& all = photon_.latency_ms().samples();
+    const size_t done = live_.displayed(*displayed_key_, mono_s());
+    const auto& all = live_.input_to_photon_ms().samples();
     for (size_t i = all.size() - std::min(done, all.size()); i < all.size(); ++i) hud_photon_ms_.push(all[i]);
     displayed_key_.reset();
   }
-  if (!finishing_ || exit_code_) return;
-  try {
-    if (!options_.screenshot.empty()) take_screenshot(framebuffer_w, framebuffer_h);
-    if (!options_.save_output.empty()) save_output_png(options_.save_output);
-    exit_code_ = (replay_ && errors_ > 0) ? 3 : 0;
-    std::fprintf(stderr,
-                 "sprint-studio: %llu frames (%llu dropped, %llu skipped); last frame %.1f ms: text %.1f, scribble %.1f, "
-                 "condition %.1f, transformer %.1f, decode %.1f; %.1f frames/s\n",
-                 static_cast<unsigned long long>(hud_.frames), static_cast<unsigned long long>(hud_.dropped),
-                 static_cast<unsigned long long>(hud_.skipped), hud_.total_ms, hud_.text_encoder_ms, hud_.scribble_ms,
-                 hud_.condition_ms, hud_.transformer_ms, hud_.decode_ms, hud_.gen_fps);
-    if (errors_ > 0) std::fprintf(stderr, "sprint-studio: %llu generation error(s)\n", static_cast<unsigned long long>(errors_));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "sprint-studio: %s\n", e.what());
-    exit_code_ = 1;
-  }
+  if (!headless_.finishing()) return;
+  const std::string summary =
+      str("sprint-studio: ", hud_.frames, " frames (", hud_.dropped, " dropped, ", hud_.skipped, " skipped); last frame ",
+          fixed1(hud_.total_ms), " ms: text ", fixed1(hud_.text_encoder_ms), ", scribble ", fixed1(hud_.scribble_ms),
+          ", condition ", fixed1(hud_.condition_ms), ", transformer ", fixed1(hud_.transformer_ms), ", decode ",
+          fixed1(hud_.decode_ms), "; ", fixed1(hud_.gen_fps), " frames/s");
+  headless_.finish([&](const std::string& path) { take_screenshot(path, framebuffer_w, framebuffer_h); },
+                   [&](const std::string& path) { save_frame(output_, path); }, summary, live_.errors());
 }
 
 void Studio::print_report() const {
-  std::printf("%s\n", frame_report(ui_frame_ms_, photon_.latency_ms()).c_str());
+  const SampleWindow& gen = live_.generation_ms();
+  const SampleWindow& photon = live_.input_to_photon_ms();
+  std::printf("%s\n", frame_report(ui_frame_ms_, photon).c_str());
   std::printf("generated: %zu frames  p50 %.1f ms  p99 %.1f ms  (%llu requests at full steps, %llu drafts)  "
               "input-to-photon p99 %.1f ms over %zu inputs\n",
-              gen_frame_ms_.size(), gen_frame_ms_.percentile(50), gen_frame_ms_.percentile(99),
-              static_cast<unsigned long long>(refined_), static_cast<unsigned long long>(drafts_),
-              photon_.latency_ms().percentile(99), photon_.latency_ms().size());
+              gen.size(), gen.percentile(50), gen.percentile(99), static_cast<unsigned long long>(live_.refined()),
+              static_cast<unsigned long long>(live_.drafts()), photon.percentile(99), photon.size());
   std::fflush(stdout);
 }
 
-void Studio::export_frame(const ShownFrame& f, const std::string& path) {
+std::string Studio::output_path(const ShownFrame& f, const std::string& what) const {
+  return (fs::path(options_.output_dir) / str("sprint-", f.key.settings.seed, "-", what, ".png")).string();
+}
+
+void Studio::save_frame_from_ui(const ShownFrame& f, const std::string& path) {
+  try {
+    save_frame(f, path);
+    notice_ = "wrote " + path;
+  } catch (const std::exception& e) {
+    notice_ = str("export failed: ", e.what());
+  }
+}
+
+void Studio::save_frame(const ShownFrame& f, const std::string& path) {
   SPRINT_CHECK(!f.rgb.empty(), "no generated frame to save yet (", path, ")");
   auto pixels = torch::from_blob(const_cast<uint8_t*>(f.rgb.data()), {f.height, f.width, 3}, torch::kUInt8).clone();
   SettingsRecord saved;
@@ -700,7 +569,7 @@ void Studio::export_frame(const ShownFrame& f, const std::string& path) {
   std::fprintf(stderr, "sprint-studio: wrote %s\n", path.c_str());
 }
 
-void Studio::take_screenshot(int w, int h) {
+void Studio::take_screenshot(const std::string& path, int w, int h) {
   std::vector<uint8_t> rows(static_cast<size_t>(w) * h * 3);
   GLint old_alignment = 4;
   glGetIntegerv(GL_PACK_ALIGNMENT, &old_alignment);
@@ -712,8 +581,8 @@ void Studio::take_screenshot(int w, int h) {
   const size_t stride = static_cast<size_t>(w) * 3;
   for (int y = 0; y < h; ++y)  // GL rows go bottom-up
     std::memcpy(img.data_ptr<uint8_t>() + y * stride, rows.data() + (h - 1 - y) * stride, stride);
-  write_png(options_.screenshot, img, {{"Software", "Sprint Studio sprint-studio"}});
-  std::fprintf(stderr, "sprint-studio: wrote %s (%dx%d)\n", options_.screenshot.c_str(), w, h);
+  write_png(path, img, {{"Software", "Sprint Studio sprint-studio"}});
+  std::fprintf(stderr, "sprint-studio: wrote %s (%dx%d)\n", path.c_str(), w, h);
 }
 
 }  // namespace sprint

@@ -1,21 +1,25 @@
-// Sprint Studio: the live sketch-to-image window's logic, between the GLFW main loop (studio_main.cpp) and the
-// widgets (ui/). Owns the canvas model, the generation worker, the GL textures and the replay player.
-// Every per-frame decision lives here; the UI thread never waits on the model.
+// Sprint Studio: the live sketch-to-image window, between the GLFW main loop (studio_main.cpp) and the widgets (ui/).
+// It owns the canvas model, the GL textures, the layout and the replay player, and puts together the parts that do
+// one job each: the live session (requests, results, pacing: live_session.h), the history strip's model
+// (frame_history.h), the import jobs (import_controller.h) and, for replays and headless runs, the driver that plays
+// them and decides the exit code (headless_driver.h). The UI thread never waits on the model.
 #pragma once
 
 #include <imgui.h>
 
 #include <chrono>
-#include <deque>
-#include <future>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
 
+#include "frame_history.h"
 #include "generation_worker.h"
 #include "gl_interop.h"
+#include "headless_driver.h"
 #include "image_import.h"
+#include "import_controller.h"
+#include "live_session.h"
 #include "replay.h"
 #include "sprint/app/frame_stats.h"
 #include "sprint/app/pacing.h"
@@ -60,7 +64,6 @@ struct StudioOptions {
 class Studio {
  public:
   Studio(StudioOptions options, std::function<void()> wake);
-  ~Studio();
 
   void init_gl();                      // needs the GL context; throws when shaders are missing or broken
   void shutdown_gl();
@@ -69,8 +72,8 @@ class Studio {
   // Between the platform backend's NewFrame and ImGui::NewFrame: replaces the mouse with a replay's mouse_stroke.
   void inject_input();
 
-  bool wants_exit() const { return exit_code_.has_value(); }
-  int exit_code() const { return exit_code_.value_or(0); }
+  bool wants_exit() const { return headless_.wants_exit(); }
+  int exit_code() const { return headless_.exit_code(); }
   bool needs_fast_loop() const;        // busy, drawing or replaying: poll instead of waiting for events
 
   void set_fonts(ImFont* mono) { mono_font_ = mono; }
@@ -83,30 +86,11 @@ class Studio {
   void print_report() const;
 
  private:
-  // A generated frame as shown and kept: pixels, the key it was made for and the sketch it was made from.
-  struct ShownFrame {
-    std::vector<uint8_t> rgb;  // (height, width, 3)
-    int width = 0, height = 0;
-    LiveKey key;
-    std::shared_ptr<const std::vector<uint8_t>> canvas;  // (canvas_height, canvas_width), null for text-only models
-    int canvas_width = 0, canvas_height = 0;
-    bool final = false;
-  };
-  struct HistoryEntry {
-    ShownFrame frame;
-    ui::GlTexture thumb;
-  };
-  struct ImportOutcome {
-    std::optional<ImportedSketch> sketch;
-    std::string error;
-    double ms = 0;
-  };
-
   void on_model_ready();
   void poll_results(double now_s);
   void poll_import();
-  void start_import(const std::string& path, ImportMode mode);
-  bool importing() const { return import_job_.valid() || !pending_import_.empty(); }
+  std::optional<ImportController::Canvas> import_canvas() const;  // nullopt until the model has loaded
+  bool importing() const { return import_.busy(); }
   void submit_if_changed(bool final, double now_s);
   LiveKey user_key() const;  // the input as the user set it (canvas revision + settings with the user's steps)
   bool input_shown() const;  // the frame for the current input is on screen (and nothing is pending)
@@ -118,14 +102,19 @@ class Studio {
   void restore_history(int index);
   // rgb_device: the frame's pixels on the GPU when it came from a CUDA model (uploaded through interop).
   void show_frame(const ShownFrame& f, const torch::Tensor& rgb_device = {});
-  void export_frame(const ShownFrame& f, const std::string& path);
-  void save_output_png(const std::string& path) { export_frame(output_, path); }
-  void take_screenshot(int w, int h);
+  // Saving a frame, the one way: the PNG with its settings (and the sketch it was made from). save_frame throws;
+  // save_frame_from_ui reports the outcome on the status line (the panel's and the menu's buttons, the history's
+  // export); replay and headless runs let the error end the run.
+  void save_frame(const ShownFrame& f, const std::string& path);
+  void save_frame_from_ui(const ShownFrame& f, const std::string& path);
+  std::string output_path(const ShownFrame& f, const std::string& what) const;  // <output-dir>/sprint-<seed>-<what>.png
+  void take_screenshot(const std::string& path, int w, int h);
+  ReplayPlayer::Target replay_target();  // what a replay's events act on
   std::string status_line() const;
   double mono_s() const;  // seconds since the Studio was created (steady clock)
 
   StudioOptions options_;
-  std::unique_ptr<GenerationWorker> worker_;
+  LiveSession live_;
   std::optional<ModelInfo> info_;
   int width_ = 0, height_ = 0;              // generation size
   int canvas_w_ = 0, canvas_h_ = 0;         // sketch canvas (sketch_canvas_size; = generation size by default)
@@ -138,41 +127,25 @@ class Studio {
   ui::LatencyHud hud_;
   std::mt19937_64 rng_{std::random_device{}()};
 
-  // Live loop state.
-  std::optional<LiveKey> submitted_key_;
-  std::shared_ptr<const std::vector<uint8_t>> canvas_snapshot_;
-  uint64_t snapshot_revision_ = ~0ull;
+  // Last shown frame and the history strip.
   bool last_frame_final_ = false;
-  std::string last_error_;
-  uint64_t errors_ = 0;
-
-  // Last shown frame and the history strip (newest first).
+  std::string last_error_;    // last generation failure, shown in the panel
   ShownFrame output_;
   bool output_in_history_ = false;
-  std::deque<HistoryEntry> frames_;
-  int selected_ = -1;
+  FrameHistory frames_;
   std::string notice_;        // status-line message (import results, exports)
   std::string import_error_;  // last import failure, shown in the panel too
 
   // Import.
-  std::future<ImportOutcome> import_job_;
-  std::string import_source_;
-  std::string pending_import_;  // requested before the model was ready
-  ImportMode pending_import_mode_ = ImportMode::Auto;
+  ImportController import_;
   bool replay_import_started_ = false;
   bool force_final_ = false;  // submit the next request as final (after an import)
-  std::shared_ptr<HEDImpl> hed_;  // loaded on the first photo import when --hed is given
 
-  // Timing and pacing.
+  // Timing display.
   std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
-  SampleWindow ui_frame_ms_, gen_frame_ms_;
+  SampleWindow ui_frame_ms_;
   SampleWindow hud_ui_ms_{240}, hud_photon_ms_{64};
-  InputLatencyTracker<LiveKey> photon_;
   std::optional<LiveKey> displayed_key_;  // a frame uploaded this UI frame, on screen after the swap
-  std::optional<LiveKey> last_user_key_;
-  double last_input_s_ = -1e9;
-  AdaptivePacer pacer_;
-  uint64_t drafts_ = 0, refined_ = 0;
 
   // GL.
   bool gl_ready_ = false;
@@ -185,11 +158,8 @@ class Studio {
   ImFont* mono_font_ = nullptr;
 
   // Replay / headless.
-  std::unique_ptr<ReplayPlayer> replay_;
-  bool finishing_ = false;  // the last frame is being drawn: screenshot and exit after it
+  HeadlessDriver headless_;
   uint64_t frame_count_ = 0;
-  double start_s_ = -1;
-  std::optional<int> exit_code_;
 };
 
 }  // namespace sprint
