@@ -48,17 +48,23 @@ HEDConfig HEDConfig::from_archive(const safetensors::Archive& archive) {
 HEDBlockImpl::HEDBlockImpl(int64_t in_channels, int64_t out_channels, int num_convs) {
   convs = register_module("convs", nn::ModuleList());
   for (int j = 0; j < num_convs; ++j) {
-    // FastConv2d: Winograd on the CPU in float32 inference (sprint/fast_conv.h); the keys are nn::Conv2d's.
-    FastConv2d conv(nn::Conv2dOptions(j == 0 ? in_channels : out_channels, out_channels, 3).padding(1));
+    nn::Conv2d conv(nn::Conv2dOptions(j == 0 ? in_channels : out_channels, out_channels, 3).padding(1));
     convs->push_back(conv);
     conv_layers_.push_back(conv);
   }
   projection = register_module("projection", nn::Conv2d(nn::Conv2dOptions(out_channels, 1, 1)));
 }
 
+void HEDBlockImpl::use_cpu_engine(bool on) {
+  cpu_convs_.clear();
+  if (on)
+    for (const auto& conv : conv_layers_) cpu_convs_.emplace_back(conv);
+}
+
 std::pair<torch::Tensor, torch::Tensor> HEDBlockImpl::forward(const torch::Tensor& x, bool down_sampling) {
   auto h = down_sampling ? torch::max_pool2d(x, /*kernel_size=*/{2, 2}, /*stride=*/{2, 2}) : x;
-  for (auto& conv : conv_layers_) h = torch::relu(conv->forward(h));
+  for (size_t j = 0; j < conv_layers_.size(); ++j)
+    h = torch::relu(cpu_convs_.empty() ? conv_layers_[j]->forward(h) : cpu_convs_[j](h));
   return {h, projection->forward(h)};
 }
 
@@ -88,12 +94,26 @@ std::vector<torch::Tensor> HEDImpl::forward(const torch::Tensor& x) {
   return projections;
 }
 
+// The one decision point for the HED network (docs/architecture.md#cpu-engine).
+void HEDImpl::prepare_for_inference(torch::Device device, torch::Dtype dtype, bool fast_cpu) {
+  to(device, dtype);
+  eval();
+  const bool engine = fast_cpu && device.is_cpu() && dtype == torch::kFloat32;
+  for (HEDBlock* b : {&block1, &block2, &block3, &block4, &block5}) (*b)->use_cpu_engine(engine);
+}
+
+void HEDImpl::train(bool on) {
+  if (on)
+    for (HEDBlock* b : {&block1, &block2, &block3, &block4, &block5}) (*b)->use_cpu_engine(false);
+  torch::nn::Module::train(on);
+}
+
 HED load_hed(const std::string& path, const LoadOptions& options) {
   return with_context("loading HED weights from '" + path + "'", [&] {
     auto archive = safetensors::Archive::open(path);
     HED net(HEDConfig::from_archive(archive));
     load_state_dict(*net, archive, options);
-    net->eval();
+    net->prepare_for_inference(options.device, options.dtype);
     return net;
   });
 }

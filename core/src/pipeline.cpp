@@ -166,7 +166,7 @@ Pipeline::Pipeline(ModelFolder folder, const PipelineOptions& options) : model_(
   device_ = model_.transformer->parameters().front().device();
   dtype_ = model_.transformer->parameters().front().scalar_type();
   trim_text_padding_ = options.trim_text_padding;
-  model_.vae->set_fast_cpu(options.fast_cpu_vae);
+  model_.vae->prepare_for_inference(device_, dtype_, VaeInferenceOptions{options.fast_cpu_vae});
   vae_scale_ = model_.vae->config.spatial_compression();
 }
 

@@ -4,9 +4,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include <ATen/Parallel.h>
-
-#include "cpu_kernels.h"
+#include "cpu/dcae_engine.h"
 #include "sprint/config.h"
 #include "sprint/error.h"
 
@@ -21,7 +19,7 @@ namespace sprint {
 
 namespace {
 constexpr double kNormEps = 1e-5;       // get_normalization("rms_norm") and GLUMBConv / norm_out RMSNorm eps
-constexpr double kAttnEps = 1e-15;      // SanaMultiscaleLinearAttention eps
+constexpr double kAttnEps = DCMultiscaleAttentionImpl::kEps;
 constexpr const char* kResBlock = "ResBlock";
 constexpr const char* kEViTBlock = "EfficientViTBlock";
 
@@ -52,6 +50,7 @@ bool is_activation(const std::string& name) {
     return false;
   }
 }
+}  // namespace
 
 torch::Tensor activate(Activation a, const torch::Tensor& x) {
   switch (a) {
@@ -62,7 +61,6 @@ torch::Tensor activate(Activation a, const torch::Tensor& x) {
   }
   return x;
 }
-}  // namespace
 
 VaeConfig VaeConfig::from_json(const json& j, const std::string& source) {
   ConfigReader r(j, source);
@@ -201,47 +199,15 @@ VaeConfig VaeConfig::dc_ae_f32c32() {
 // ---- blocks ----------------------------------------------------------------------------------------------------
 
 namespace {
-nn::Conv2dOptions conv_options(int64_t in, int64_t out, int64_t k, bool bias, int64_t stride, int64_t groups) {
-  return nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).groups(groups).bias(bias);
-}
-nn::Conv2d conv(int64_t in, int64_t out, int64_t k, bool bias = true, int64_t stride = 1, int64_t groups = 1) {
-  return nn::Conv2d(conv_options(in, out, k, bias, stride, groups));
-}
-// The 3x3 convolutions: Winograd on the CPU in inference (sprint/fast_conv.h).
-FastConv2d conv3x3(int64_t in, int64_t out, bool bias = true, int64_t stride = 1) {
-  return FastConv2d(conv_options(in, out, 3, bias, stride, 1));
-}
-
-// Whether rms_norm_channels(x, norm, residual) takes its fused pass: channels-last float32 CPU tensors in
-// inference (the DC-AE's fast CPU path).
-bool fused_norm_applies(const torch::Tensor& x, const RMSNorm& norm, const torch::Tensor& residual) {
-  const auto& w = norm->weight;
-  const auto& b = norm->bias;
-  auto f32_cpu = [](const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; };
-  return x.dim() == 4 && f32_cpu(x) && x.is_contiguous(at::MemoryFormat::ChannelsLast) && w.defined() && f32_cpu(w) &&
-         (!b.defined() || f32_cpu(b)) && (!residual.defined() || (f32_cpu(residual) && residual.sizes() == x.sizes())) &&
-         inference_only({&x, &w, &b, &residual});
+// A Conv2d as diffusers builds them: padding k / 2, zero padding.
+nn::Conv2d conv_layer(int64_t in, int64_t out, int64_t k, bool bias = true, int64_t stride = 1, int64_t groups = 1) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).groups(groups).bias(bias));
 }
 }  // namespace
 
 torch::Tensor rms_norm_channels(const torch::Tensor& x, const RMSNorm& norm, const torch::Tensor& residual) {
   const auto& w = norm->weight;
   const auto& b = norm->bias;
-  // One pass instead of the six element-wise passes below.
-  if (fused_norm_applies(x, norm, residual)) {
-    const int64_t C = x.size(1), rows = x.numel() / std::max<int64_t>(C, 1);
-    auto r = residual.defined() ? residual.contiguous(at::MemoryFormat::ChannelsLast) : residual;
-    auto wc = w.contiguous(), bc = b.defined() ? b.contiguous() : b;
-    auto y = torch::empty_like(x, at::MemoryFormat::ChannelsLast);
-    const float* xp = x.data_ptr<float>();
-    const float* rp = r.defined() ? r.data_ptr<float>() : nullptr;
-    const float* bp = bc.defined() ? bc.data_ptr<float>() : nullptr;
-    at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
-      rms_norm_rows(xp, rp, wc.data_ptr<float>(), bp, static_cast<float>(norm->eps), C, begin, end,
-                    y.data_ptr<float>());
-    });
-    return y;
-  }
   // Same dtype rules as RMSNormImpl::forward (diffusers RMSNorm), reducing over channels.
   auto variance = x.to(torch::kFloat32).pow(2).mean(1, /*keepdim=*/true);
   auto h = x * torch::rsqrt(variance + norm->eps);
@@ -256,26 +222,19 @@ torch::Tensor rms_norm_channels(const torch::Tensor& x, const RMSNorm& norm, con
 }
 
 DCResBlockImpl::DCResBlockImpl(int64_t c, Activation act_) : act(act_) {
-  conv1 = register_module("conv1", conv3x3(c, c));
-  conv2 = register_module("conv2", conv3x3(c, c, /*bias=*/false));
+  conv1 = register_module("conv1", conv_layer(c, c, 3));
+  conv2 = register_module("conv2", conv_layer(c, c, 3, /*bias=*/false));
   norm = register_module("norm", RMSNorm(c, kNormEps, true, /*bias=*/true));
 }
 
 torch::Tensor DCResBlockImpl::forward(const torch::Tensor& x) {
-  // SiLU (the encoder's and the default decoder's) is fused into conv1's Winograd output transform.
-  auto h = act == Activation::SiLU ? conv1->forward_silu(x) : activate(act, conv1(x));
-  // On the CPU fast path, conv2, the norm and the residual add are one pass (cpu_kernels.h).
-  if (conv2->winograd && winograd_applies(conv2->options, conv2->weight, conv2->bias, h) &&
-      fused_norm_applies(x, norm, x))
-    return winograd_conv3x3_norm(h, conv2->transformed_filter(winograd_tile(h.size(2), h.size(3))), conv2->bias,
-                                 norm->weight, norm->bias, norm->eps, x);
-  return rms_norm_channels(conv2(h), norm, x);
+  return rms_norm_channels(conv2(activate(act, conv1(x))), norm, x);
 }
 
 DCMultiscaleProjectionImpl::DCMultiscaleProjectionImpl(int64_t inner, int64_t heads, int64_t k) {
   const int64_t c3 = 3 * inner;
-  proj_in = register_module("proj_in", conv(c3, c3, k, /*bias=*/false, 1, /*groups=*/c3));
-  proj_out = register_module("proj_out", conv(c3, c3, 1, /*bias=*/false, 1, /*groups=*/3 * heads));
+  proj_in = register_module("proj_in", conv_layer(c3, c3, k, /*bias=*/false, 1, /*groups=*/c3));
+  proj_out = register_module("proj_out", conv_layer(c3, c3, 1, /*bias=*/false, 1, /*groups=*/3 * heads));
 }
 
 torch::Tensor DCMultiscaleProjectionImpl::forward(const torch::Tensor& qkv) { return proj_out(proj_in(qkv)); }
@@ -296,104 +255,60 @@ DCMultiscaleAttentionImpl::DCMultiscaleAttentionImpl(int64_t c, int64_t d, const
   norm_out = register_module("norm_out", RMSNorm(c, kNormEps, true, /*bias=*/true));
 }
 
-namespace {
-// The linear attention and to_out of DCMultiscaleAttention on the CPU fast path (channels-last float32,
-// inference); returns to_out's result channels-last, before norm_out and the residual.
-torch::Tensor linear_attention_channels_last(const torch::Tensor& all, const torch::Tensor& x, int64_t d,
-                                             const torch::Tensor& to_out_weight) {
-  // The same sums as the generic path, read where they lie: `all` holds, per pixel, the groups' [q | k | v] of
-  // head_dim each (channels g * 3d ...), so every group's q, k and v are strided (N, d) matrices and no transposed
-  // copy of `all` is made (that copy was the slowest step of the block). Per group: kv = relu(k)^T v and
-  // ksum = relu(k)^T 1, then [o | den] = relu(q) [kv | ksum] and o / (den + eps), which are the rows of diffusers'
-  // v padded with a row of ones.
-  const int64_t B = x.size(0), H = x.size(2), W = x.size(3), N = H * W, C = to_out_weight.size(0);
-  const int64_t G = all.size(1) / (3 * d);
-  auto rows = all.permute({0, 2, 3, 1}).reshape({B, N, G, 3, d});  // a view of the channels-last memory
-  rows.narrow(3, 0, 2).relu_();                                    // q and k, in place (all is this call's own)
-  auto ksum = rows.select(3, 1).sum(1);                            // (B, G, d)
-  auto ext = torch::empty({B, N, G, d + 1}, x.options());
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t g = 0; g < G; ++g) {
-      auto group = rows[b].select(1, g);  // (N, 3, d)
-      auto kv = torch::cat({torch::mm(group.select(1, 1).t(), group.select(1, 2)), ksum[b][g].unsqueeze(1)}, 1);
-      auto e = ext[b].select(1, g);  // (N, d + 1), rows G (d + 1) apart
-      at::mm_out(e, group.select(1, 0), kv);
-    }
-  auto o = ext.narrow(3, 0, d) / (ext.narrow(3, d, 1) + kAttnEps);  // (B, N, G, d), contiguous
-  auto out = torch::empty({B, H, W, C}, x.options());
-  const auto w_t = to_out_weight.t();
-  for (int64_t b = 0; b < B; ++b) {
-    auto ob = out[b].view({N, C});
-    torch::mm_out(ob, o[b].view({N, G * d}), w_t);
-  }
-  return out.permute({0, 3, 1, 2});
-}
-}  // namespace
-
-torch::Tensor DCMultiscaleAttentionImpl::forward(const torch::Tensor& x) {
-  const int64_t B = x.size(0), H = x.size(2), W = x.size(3), N = H * W, d = head_dim;
-  const auto dtype = x.scalar_type();
-  // diffusers: the quadratic form for tiny grids, where the N x N score matrix is smaller than d x d.
-  const bool linear = N > d;
+torch::Tensor DCMultiscaleAttentionImpl::multiscale_qkv(const torch::Tensor& x) {
   // to_q/to_k/to_v are Linear layers applied channels-last; one 1x1 convolution with the stacked weights computes
   // the concatenation [q | k | v] directly in NCHW (no permutes).
   auto w = torch::cat({to_q->weight, to_k->weight, to_v->weight}, 0);
   auto qkv = F::conv2d(x, w.view({w.size(0), w.size(1), 1, 1}));
-  torch::Tensor all = qkv;
-  if (!scales.empty()) {
-    std::vector<torch::Tensor> parts{qkv};
-    for (auto& s : scales) parts.push_back(s->forward(qkv));
-    all = torch::cat(parts, 1);
-  }
-  if (linear && x.is_contiguous(at::MemoryFormat::ChannelsLast) && all.is_contiguous(at::MemoryFormat::ChannelsLast) &&
-      cpu_float_inference(x, to_out->weight, {}))
-    return rms_norm_channels(linear_attention_channels_last(all, x, head_dim, to_out->weight), norm_out, x);
-  if (linear) all = all.to(torch::kFloat32);  // diffusers upcasts the whole linear path
-  all = all.reshape({B, -1, 3 * d, N});        // (B, groups, [q|k|v] of head_dim each, N)
+  if (scales.empty()) return qkv;
+  std::vector<torch::Tensor> parts{qkv};
+  for (auto& s : scales) parts.push_back(s->forward(qkv));
+  return torch::cat(parts, 1);
+}
+
+torch::Tensor DCMultiscaleAttentionImpl::attend(const torch::Tensor& qkv) {
+  const int64_t B = qkv.size(0), N = qkv.size(2) * qkv.size(3), d = head_dim;
+  const auto dtype = qkv.scalar_type();
+  // diffusers: the quadratic form for tiny grids, where the N x N score matrix is smaller than d x d.
+  const bool linear = N > d;
+  auto all = linear ? qkv.to(torch::kFloat32) : qkv;  // diffusers upcasts the whole linear path
+  all = all.reshape({B, -1, 3 * d, N});             // (B, groups, [q|k|v] of head_dim each, N)
   auto q = torch::relu(all.narrow(2, 0, d));
   auto k = torch::relu(all.narrow(2, d, d));
   auto v = all.narrow(2, 2 * d, d);
-  torch::Tensor o;
   if (linear) {
     // A row of ones appended to v makes the last output row the normaliser sum_m k_m . q_n.
     v = F::pad(v, F::PadFuncOptions({0, 0, 0, 1}).mode(torch::kConstant).value(1.0));
     auto scores = torch::matmul(v, k.transpose(-1, -2));  // (B, G, d+1, d)
-    o = torch::matmul(scores, q);                         // (B, G, d+1, N)
-    o = (o.narrow(2, 0, d) / (o.narrow(2, d, 1) + kAttnEps)).to(dtype);
-  } else {
-    auto scores = torch::matmul(k.transpose(-1, -2), q).to(torch::kFloat32);  // (B, G, N keys, N queries)
-    scores = scores / (scores.sum(2, /*keepdim=*/true) + kAttnEps);
-    o = torch::matmul(v, scores.to(v.scalar_type()));  // (B, G, d, N)
+    auto o = torch::matmul(scores, q);                    // (B, G, d+1, N)
+    return (o.narrow(2, 0, d) / (o.narrow(2, d, 1) + kAttnEps)).to(dtype);
   }
-  if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && inference_only({&x, &o, &to_out->weight})) {
-    // Channels-last in, channels-last out (the fast CPU path): to_out as (N x K) * (K x C) per image, reading o
-    // transposed, gives the (H, W, C) layout directly, and the norm and residual then take their fused pass.
-    auto out = torch::empty({B, H, W, channels}, x.options());
-    const auto w_t = to_out->weight.t();
-    for (int64_t b = 0; b < B; ++b) {
-      auto ob = out[b].view({N, channels});
-      torch::mm_out(ob, o[b].reshape({-1, N}).t(), w_t);
-    }
-    return rms_norm_channels(out.permute({0, 3, 1, 2}), norm_out, x);
-  }
-  o = o.reshape({B, -1, H, W});
+  auto scores = torch::matmul(k.transpose(-1, -2), q).to(torch::kFloat32);  // (B, G, N keys, N queries)
+  scores = scores / (scores.sum(2, /*keepdim=*/true) + kAttnEps);
+  return torch::matmul(v, scores.to(v.scalar_type()));  // (B, G, d, N)
+}
+
+torch::Tensor DCMultiscaleAttentionImpl::forward(const torch::Tensor& x) {
+  const int64_t B = x.size(0), H = x.size(2), W = x.size(3);
+  auto o = attend(multiscale_qkv(x)).reshape({B, -1, H, W});
   o = F::conv2d(o, to_out->weight.view({channels, -1, 1, 1}));  // Linear applied channels-last
   return rms_norm_channels(o, norm_out, x);
 }
 
 DCGLUMBConvImpl::DCGLUMBConvImpl(int64_t c) : hidden(4 * c) {
-  conv_inverted = register_module("conv_inverted", conv(c, 2 * hidden, 1));
-  conv_depth = register_module("conv_depth", conv(2 * hidden, 2 * hidden, 3, true, 1, /*groups=*/2 * hidden));
-  conv_point = register_module("conv_point", conv(hidden, c, 1, /*bias=*/false));
+  conv_inverted = register_module("conv_inverted", conv_layer(c, 2 * hidden, 1));
+  conv_depth = register_module("conv_depth", conv_layer(2 * hidden, 2 * hidden, 3, true, 1, /*groups=*/2 * hidden));
+  conv_point = register_module("conv_point", conv_layer(hidden, c, 1, /*bias=*/false));
   norm = register_module("norm", RMSNorm(c, kNormEps, true, /*bias=*/true));
 }
 
-torch::Tensor DCGLUMBConvImpl::forward(const torch::Tensor& x) {
+torch::Tensor DCGLUMBConvImpl::gated_convs(const torch::Tensor& x) {
   auto h = conv_depth(torch::silu(conv_inverted(x)));
   auto parts = h.chunk(2, 1);  // (a, gate)
-  h = conv_point(parts[0] * torch::silu(parts[1]));
-  return rms_norm_channels(h, norm, x);
+  return conv_point(parts[0] * torch::silu(parts[1]));
 }
+
+torch::Tensor DCGLUMBConvImpl::forward(const torch::Tensor& x) { return rms_norm_channels(gated_convs(x), norm, x); }
 
 EfficientViTBlockImpl::EfficientViTBlockImpl(int64_t c, int64_t d, const std::vector<int>& kernel_sizes) {
   attn = register_module("attn", DCMultiscaleAttention(c, d, kernel_sizes));
@@ -402,33 +317,30 @@ EfficientViTBlockImpl::EfficientViTBlockImpl(int64_t c, int64_t d, const std::ve
 
 DCDownBlock2dImpl::DCDownBlock2dImpl(int64_t in, int64_t out, bool pixel_unshuffle_, bool shortcut_)
     : pixel_unshuffle(pixel_unshuffle_), shortcut(shortcut_), group_size(4 * in / out) {
-  conv = register_module("conv", conv3x3(in, pixel_unshuffle ? out / 4 : out, true, pixel_unshuffle ? 1 : 2));
+  conv = register_module("conv", conv_layer(in, pixel_unshuffle ? out / 4 : out, 3, true, pixel_unshuffle ? 1 : 2));
+}
+
+torch::Tensor DCDownBlock2dImpl::shortcut_of(const torch::Tensor& x) const {
+  auto y = F::pixel_unshuffle(x, 2);
+  return group_size > 1 ? y.unflatten(1, {-1, group_size}).mean(2) : y;
 }
 
 torch::Tensor DCDownBlock2dImpl::forward(const torch::Tensor& x) {
-  // The CPU fast path (with the Winograd switch): the strided convolution, bias and shortcut as one pass.
-  if (!pixel_unshuffle && conv->winograd && cpu_float_inference(x, conv->weight, conv->bias) &&
-      (!shortcut || (x.size(2) % 2 == 0 && x.size(3) % 2 == 0)))
-    return conv3x3_stride2(x, fast_filter_.get(conv->weight, im2col_filter), conv->bias, shortcut ? group_size : 0);
   auto h = conv(x);
   if (pixel_unshuffle) h = F::pixel_unshuffle(h, 2);
-  if (!shortcut) return h;
-  auto y = F::pixel_unshuffle(x, 2);
-  if (group_size > 1) y = y.unflatten(1, {-1, group_size}).mean(2);
-  return h + y;
+  return shortcut ? h + shortcut_of(x) : h;
 }
 
 DCUpBlock2dImpl::DCUpBlock2dImpl(int64_t in, int64_t out, bool interpolate_, bool shortcut_)
     : interpolate(interpolate_), shortcut(shortcut_), repeats(4 * out / in) {
-  conv = register_module("conv", conv3x3(in, interpolate ? out : 4 * out));
+  conv = register_module("conv", conv_layer(in, interpolate ? out : 4 * out, 3));
+}
+
+torch::Tensor DCUpBlock2dImpl::shortcut_of(const torch::Tensor& x) const {
+  return F::pixel_shuffle(x.repeat_interleave(repeats, 1), 2);
 }
 
 torch::Tensor DCUpBlock2dImpl::forward(const torch::Tensor& x) {
-  // The CPU fast path (with the Winograd switch): upsampling, convolution, bias and shortcut as one pass at the
-  // input's resolution.
-  if (interpolate && conv->winograd && winograd_applies(conv->options, conv->weight, conv->bias, x))
-    return winograd_upsample_conv3x3(x, conv->transformed_filter(winograd_tile(2 * x.size(2), 2 * x.size(3))),
-                                     conv->bias, shortcut ? repeats : 0);
   torch::Tensor h;
   if (interpolate) {
     h = conv(F::interpolate(x, F::InterpolateFuncOptions()
@@ -437,8 +349,7 @@ torch::Tensor DCUpBlock2dImpl::forward(const torch::Tensor& x) {
   } else {
     h = F::pixel_shuffle(conv(x), 2);
   }
-  if (!shortcut) return h;
-  return h + F::pixel_shuffle(x.repeat_interleave(repeats, 1), 2);
+  return shortcut ? h + shortcut_of(x) : h;
 }
 
 namespace {
@@ -454,7 +365,7 @@ void add_block(nn::Sequential& seq, const std::string& type, int64_t c, int64_t 
 DCEncoderImpl::DCEncoderImpl(const VaeConfig& c) : out_shortcut(c.encoder_out_shortcut) {
   const auto& ch = c.encoder_block_out_channels;
   const size_t n = ch.size();
-  conv_in = register_module("conv_in", conv3x3(c.in_channels, ch[0]));
+  conv_in = register_module("conv_in", conv_layer(c.in_channels, ch[0], 3));
   down_blocks = register_module("down_blocks", nn::ModuleList());
   for (size_t i = 0; i < n; ++i) {
     nn::Sequential seq;
@@ -466,23 +377,25 @@ DCEncoderImpl::DCEncoderImpl(const VaeConfig& c) : out_shortcut(c.encoder_out_sh
     stages.push_back(seq);
     down_blocks->push_back(seq);
   }
-  conv_out = register_module("conv_out", conv3x3(ch.back(), c.latent_channels));
+  conv_out = register_module("conv_out", conv_layer(ch.back(), c.latent_channels, 3));
   out_group = ch.back() / c.latent_channels;
+}
+
+torch::Tensor DCEncoderImpl::out_shortcut_of(const torch::Tensor& h) const {
+  return out_group > 1 ? h.unflatten(1, {-1, out_group}).mean(2) : h;
 }
 
 torch::Tensor DCEncoderImpl::forward(const torch::Tensor& x) {
   auto h = conv_in(x);
   for (auto& s : stages) h = s->forward(h);
-  if (!out_shortcut) return conv_out(h);
-  auto y = out_group > 1 ? h.unflatten(1, {-1, out_group}).mean(2) : h;
-  return conv_out(h) + y;
+  return out_shortcut ? conv_out(h) + out_shortcut_of(h) : conv_out(h);
 }
 
 DCDecoderImpl::DCDecoderImpl(const VaeConfig& c)
     : in_shortcut(c.decoder_in_shortcut), conv_act(parse_activation(c.decoder_conv_act_fn)) {
   const auto& ch = c.decoder_block_out_channels;
   const size_t n = ch.size();
-  conv_in = register_module("conv_in", conv3x3(c.latent_channels, ch.back()));
+  conv_in = register_module("conv_in", conv_layer(c.latent_channels, ch.back(), 3));
   in_repeats = ch.back() / c.latent_channels;
   up_blocks = register_module("up_blocks", nn::ModuleList());
   for (size_t i = 0; i < n; ++i) {
@@ -496,12 +409,16 @@ DCDecoderImpl::DCDecoderImpl(const VaeConfig& c)
     up_blocks->push_back(seq);
   }
   norm_out = register_module("norm_out", RMSNorm(ch[0], kNormEps, true, /*bias=*/true));
-  conv_out = register_module("conv_out", conv3x3(ch[0], c.in_channels));
+  conv_out = register_module("conv_out", conv_layer(ch[0], c.in_channels, 3));
+}
+
+torch::Tensor DCDecoderImpl::in_shortcut_of(const torch::Tensor& z) const {
+  return in_repeats > 1 ? z.repeat_interleave(in_repeats, 1) : z;
 }
 
 torch::Tensor DCDecoderImpl::forward(const torch::Tensor& z) {
   auto h = conv_in(z);
-  if (in_shortcut) h = h + (in_repeats > 1 ? z.repeat_interleave(in_repeats, 1) : z);
+  if (in_shortcut) h = h + in_shortcut_of(z);
   for (auto it = stages.rbegin(); it != stages.rend(); ++it) h = (*it)->forward(h);
   return conv_out(activate(conv_act, rms_norm_channels(h, norm_out)));
 }
@@ -514,19 +431,33 @@ AutoencoderDCImpl::AutoencoderDCImpl(const VaeConfig& c) : config(c) {
   decoder = register_module("decoder", DCDecoder(c));
 }
 
-void AutoencoderDCImpl::set_fast_cpu(bool on) {
-  fast_cpu_ = on;
-  set_winograd(*this, on);
+// The one decision point (docs/architecture.md#cpu-engine): made here, when the model is set up, and not per call.
+void AutoencoderDCImpl::prepare_for_inference(torch::Device device, torch::Dtype dtype,
+                                              const VaeInferenceOptions& options) {
+  to(device, dtype);
+  eval();
+  engine_.reset();
+  if (options.fast_cpu && device.is_cpu() && dtype == torch::kFloat32) engine_ = std::make_shared<cpu::DcaeEngine>(*this);
 }
 
-// The input on the weights' device and dtype; channels-last on the CPU in the fast mode in inference, where
-// oneDNN's 1x1 and depthwise convolutions and the Winograd path all work on channels-last tensors without
-// reordering. Training (autograd) keeps NCHW and torch's operations.
+void AutoencoderDCImpl::train(bool on) {
+  if (on) engine_.reset();
+  torch::nn::Module::train(on);
+}
+
 torch::Tensor AutoencoderDCImpl::prepare(const torch::Tensor& x, const torch::Tensor& like) const {
-  auto h = x.to(like.device(), like.scalar_type());
-  if (fast_cpu_ && h.device().is_cpu() && !torch::GradMode::is_enabled())
-    h = h.contiguous(at::MemoryFormat::ChannelsLast);
-  return h;
+  return x.to(like.device(), like.scalar_type());
+}
+
+// The engine's kernels record nothing for autograd: refuse a call whose result autograd would track, rather than
+// return one without gradients.
+void AutoencoderDCImpl::check_engine_call(const torch::Tensor& x) const {
+  if (!torch::GradMode::is_enabled()) return;
+  bool needs_grad = x.requires_grad();
+  for (const auto& p : parameters()) needs_grad = needs_grad || p.requires_grad();
+  SPRINT_CHECK(!needs_grad, "vae: the model is prepared for CPU inference (prepare_for_inference), which computes no "
+               "gradients; call train() to differentiate through it, or run inference under torch::NoGradGuard or "
+               "torch::InferenceMode");
 }
 
 torch::Tensor AutoencoderDCImpl::encode(const torch::Tensor& x) {
@@ -535,13 +466,23 @@ torch::Tensor AutoencoderDCImpl::encode(const torch::Tensor& x) {
                ", H, W), got ", x.sizes());
   SPRINT_CHECK(x.size(2) % f == 0 && x.size(3) % f == 0, "vae encode: image size ", x.size(2), "x", x.size(3),
                " is not a multiple of the compression factor ", f);
-  return encoder->forward(prepare(x, encoder->conv_in->weight)).contiguous();
+  auto h = prepare(x, encoder->conv_in->weight);
+  if (engine_) {
+    check_engine_call(h);
+    return engine_->encode(h);
+  }
+  return encoder->forward(h).contiguous();
 }
 
 torch::Tensor AutoencoderDCImpl::decode(const torch::Tensor& z) {
   SPRINT_CHECK(z.dim() == 4 && z.size(1) == config.latent_channels, "vae decode: latent must be (B, ",
                config.latent_channels, ", h, w), got ", z.sizes());
-  return decoder->forward(prepare(z, decoder->conv_in->weight)).contiguous();
+  auto h = prepare(z, decoder->conv_in->weight);
+  if (engine_) {
+    check_engine_call(h);
+    return engine_->decode(h);
+  }
+  return decoder->forward(h).contiguous();
 }
 
 AutoencoderDC load_vae(const std::string& dir, const LoadOptions& options) {

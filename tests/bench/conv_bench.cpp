@@ -1,7 +1,7 @@
 // sprint-bench --conv: the DC-AE's 3x3 convolutions (f32c32, every stride-1 shape of the encoder and decoder at
 // one image size) three ways in the same run, float32 on the CPU: torch's convolution on NCHW tensors (what
 // diffusers runs), torch's convolution on channels-last tensors, and sprint's Winograd F(4x4, 3x3) path
-// (sprint/fast_conv.h). Prints milliseconds, the direct-equivalent GFLOP/s, the Winograd/torch ratio and the
+// (core/src/cpu/fast_conv.h, private to core). Prints milliseconds, the direct-equivalent GFLOP/s, the Winograd/torch ratio and the
 // NMSE of the Winograd output against torch's. A tool, not a test: nothing here asserts.
 #include "conv_bench.h"
 
@@ -16,13 +16,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sprint/fast_conv.h"
+#include "cpu/fast_conv.h"
 #include "sprint/runtime.h"
 
 namespace sprint::bench {
 
 namespace {
 using Clock = std::chrono::steady_clock;
+using sprint::cpu::winograd_conv3x3;
+using sprint::cpu::winograd_filter;
 
 struct ConvShape {
   const char* where;

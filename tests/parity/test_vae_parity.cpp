@@ -27,7 +27,12 @@ struct Cases {
   torch::Tensor operator[](const std::string& k) const { return a.tensor(k); }
 };
 
-AutoencoderDC load(const std::string& name) { return load_vae(fixture_path("vae/" + name + "/vae")); }
+// Set up as the pipeline sets it up by default (PipelineOptions::fast_cpu_vae): the CPU engine.
+AutoencoderDC load(const std::string& name) {
+  auto model = load_vae(fixture_path("vae/" + name + "/vae"));
+  model->prepare_for_inference(torch::kCPU, torch::kFloat32);
+  return model;
+}
 
 void check(const torch::Tensor& out, const torch::Tensor& ref, const std::string& what) {
   std::printf("  %-16s NMSE %.3e\n", what.c_str(), nmse(out, ref));
@@ -54,20 +59,21 @@ TEST(VaeParity, EncodeLinearAttention) {
   check(model->encode(c["dcae.enc.lin.x"]), c["dcae.enc.lin.out"], "encode lin");
 }
 
-// The default CPU path is the fast one (Winograd 3x3 convolutions, channels-last activations, fused norms); the
-// checks above run it. This runs the same cases through torch's NCHW convolutions, the diffusers arithmetic,
+// The default CPU path is the engine (Winograd 3x3 convolutions, channels-last activations, fused norms); the
+// checks above run it. This runs the same cases through the mirror, torch's NCHW operations as diffusers runs them,
 // which PipelineOptions::fast_cpu_vae = false selects, under the same bound.
 TEST(VaeParity, TorchConvolutionPathToo) {
   torch::NoGradGuard ng;
   Cases c;
   auto model = load("tiny_dcae");
-  ASSERT_TRUE(model->fast_cpu());
-  model->set_fast_cpu(false);
+  ASSERT_TRUE(model->uses_cpu_engine());
+  model->prepare_for_inference(torch::kCPU, torch::kFloat32, {/*fast_cpu=*/false});
+  ASSERT_FALSE(model->uses_cpu_engine());
   check(model->encode(c["dcae.enc.lin.x"]), c["dcae.enc.lin.out"], "encode lin, torch conv");
   check(model->encode(c["dcae.enc.quad.x"]), c["dcae.enc.quad.out"], "encode quad, torch conv");
   check(model->decode(c["dcae.dec.lin.z"]), c["dcae.dec.lin.out"], "decode lin, torch conv");
   check(model->decode(c["dcae.dec.quad.z"]), c["dcae.dec.quad.out"], "decode quad, torch conv");
-  model->set_fast_cpu(true);
+  model->prepare_for_inference(torch::kCPU, torch::kFloat32);
   check(model->decode(c["dcae.dec.lin.z"]), c["dcae.dec.lin.out"], "decode lin, fast again");
 }
 

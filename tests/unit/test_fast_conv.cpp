@@ -1,4 +1,7 @@
-// Winograd F(4x4, 3x3) and F(6x6, 3x3) convolution (core/src/fast_conv.cpp) against torch's direct convolution.
+// The CPU engine (core/src/cpu/, private to core; this target adds core/src to its include path): Winograd F(4x4, 3x3)
+// and F(6x6, 3x3) convolution (cpu/fast_conv.cpp) against torch's direct convolution, the DC-AE engine's fused
+// blocks (cpu/dcae_engine.cpp) against their definitions and the mirror, and the one decision point
+// (AutoencoderDCImpl::prepare_for_inference).
 //
 // Reference: the same convolution in float64. Tolerance for F(4x4): NMSE <= 5e-11 against it. The Winograd transforms are
 // exact in real arithmetic, so the error is float32 rounding only, but more of it than a direct sum has: the
@@ -12,11 +15,14 @@
 // 2e-10, is about 5x the largest measured value, and the same wrong-entry errors still exceed it by 1e7.
 #include <gtest/gtest.h>
 
-#include "sprint/fast_conv.h"
+#include "cpu/dcae_engine.h"
+#include "cpu/fast_conv.h"
+#include "sprint/cpu_conv.h"
 #include "sprint/vae.h"
 #include "test_util.h"
 
 using namespace sprint;
+using namespace sprint::cpu;
 using sprint::test::close_nmse;
 using sprint::test::nmse;
 
@@ -94,7 +100,8 @@ TEST(FastConv, NonContiguousInputIsReadCorrectly) {
     EXPECT_TRUE(close_nmse(winograd_conv3x3(x, winograd_filter(w, tile), {}), direct(x, w, {}), bound(tile))) << tile;
 }
 
-// F(6x6) from 96 x 96 on (fast_conv.cpp has the measurements), and the module takes the tile its input asks for.
+// F(6x6) from 96 x 96 on (fast_conv.cpp has the measurements), and the engine's convolution takes the tile its input
+// asks for.
 TEST(FastConv, LargeImagesUseTheLargeTile) {
   EXPECT_EQ(winograd_tile(96, 96), 6);
   EXPECT_EQ(winograd_tile(512, 1024), 6);
@@ -103,72 +110,80 @@ TEST(FastConv, LargeImagesUseTheLargeTile) {
   EXPECT_EQ(winograd_tile(1, 1), 4);
   torch::NoGradGuard ng;
   torch::manual_seed(11);
-  FastConv2d conv(torch::nn::Conv2dOptions(8, 8, 3).padding(1));
+  torch::nn::Conv2d module(torch::nn::Conv2dOptions(8, 8, 3).padding(1));
+  Conv conv(module);
   for (int64_t side : {20, 101}) {
     auto x = torch::randn({1, 8, side, side + 3});
     const int tile = winograd_tile(side, side + 3);
-    EXPECT_TRUE(torch::equal(conv(x), winograd_conv3x3(x, winograd_filter(conv->weight, tile), conv->bias))) << side;
-    EXPECT_TRUE(close_nmse(conv(x), direct(x, conv->weight, conv->bias), bound(tile))) << side;
+    EXPECT_TRUE(torch::equal(conv(x), winograd_conv3x3(x, winograd_filter(module->weight, tile), module->bias))) << side;
+    EXPECT_TRUE(close_nmse(conv(x), direct(x, module->weight, module->bias), bound(tile))) << side;
   }
 }
 
-TEST(FastConv, ModuleUsesWinogradOnlyForInference) {
+// The engine's convolution (and its public handle, CpuConv3x3) is for inference; the mirror's module it reads stays
+// torch's convolution, which training differentiates.
+TEST(FastConv, ModuleStaysTorchsConvolutionForTraining) {
   torch::manual_seed(3);
-  FastConv2d conv(torch::nn::Conv2dOptions(8, 12, 3).padding(1));
+  torch::nn::Conv2d module(torch::nn::Conv2dOptions(8, 12, 3).padding(1));
   auto x = torch::randn({1, 8, 9, 9});
-  torch::Tensor y_inf;
   {
     torch::NoGradGuard ng;
-    y_inf = conv(x);
-    // The Winograd path returns channels-last; torch's NCHW convolution returns contiguous NCHW.
-    EXPECT_TRUE(y_inf.is_contiguous(at::MemoryFormat::ChannelsLast));
-    EXPECT_TRUE(close_nmse(y_inf, direct(x, conv->weight, conv->bias), kNmse));
+    for (const auto& y_inf : {Conv(module)(x), CpuConv3x3(module)(x)}) {
+      // The Winograd path returns channels-last; torch's NCHW convolution returns contiguous NCHW.
+      EXPECT_TRUE(y_inf.is_contiguous(at::MemoryFormat::ChannelsLast));
+      EXPECT_TRUE(close_nmse(y_inf, direct(x, module->weight, module->bias), kNmse));
+    }
   }
   // With autograd (training), the module is torch's convolution and gradients reach the weights.
-  auto y = conv(x);
+  auto y = module(x);
   EXPECT_TRUE(y.requires_grad());
+  EXPECT_TRUE(y.is_contiguous());
   y.sum().backward();
-  ASSERT_TRUE(conv->weight.grad().defined());
-  EXPECT_GT(conv->weight.grad().abs().sum().item<double>(), 0.0);
+  ASSERT_TRUE(module->weight.grad().defined());
+  EXPECT_GT(module->weight.grad().abs().sum().item<double>(), 0.0);
 }
 
 TEST(FastConv, CachedFilterFollowsWeightUpdates) {
   torch::NoGradGuard ng;
   torch::manual_seed(4);
-  FastConv2d conv(torch::nn::Conv2dOptions(8, 8, 3).padding(1));
+  torch::nn::Conv2d module(torch::nn::Conv2dOptions(8, 8, 3).padding(1));
+  Conv conv(module);
   auto x = torch::randn({1, 8, 8, 8});
   auto before = conv(x);
-  conv->weight.mul_(-2.0);  // in place, as an optimiser step or load_state_dict does
+  module->weight.mul_(-2.0);  // in place, as an optimiser step or load_state_dict does
   auto after = conv(x);
-  EXPECT_TRUE(close_nmse(after, direct(x, conv->weight, conv->bias), kNmse));
+  EXPECT_TRUE(close_nmse(after, direct(x, module->weight, module->bias), kNmse));
   EXPECT_GT(nmse(after, before), 0.1);
 }
 
+// Which convolutions the engine runs by Winograd is decided from their shape when it is built. The device and dtype
+// are not looked at per call: the engine exists only where prepare_for_inference chose it (the CPU, float32).
 TEST(FastConv, OtherConvolutionsKeepTorchsPath) {
   torch::NoGradGuard ng;
   auto x = torch::randn({1, 8, 8, 8});
-  auto w = torch::randn({8, 8, 3, 3});
   auto o = torch::nn::Conv2dOptions(8, 8, 3).padding(1);
-  auto applies = [&](const torch::nn::Conv2dOptions& options, const torch::Tensor& w_, const torch::Tensor& x_) {
-    return winograd_applies(FastConv2d(options)->options, w_, {}, x_);
+  auto applies = [&](const torch::nn::Conv2dOptions& options) {
+    return winograd_applies(torch::nn::Conv2d(options)->options);
   };
-  EXPECT_TRUE(applies(o, w, x));
-  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 3).padding(1).stride(2), w, x));
-  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 3).padding(0), w, x));
-  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 3).padding(1).groups(8), w, x));
-  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 5).padding(2), w, x));
-  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 3).padding(1).padding_mode(torch::kReflect), w, x));
-  EXPECT_FALSE(applies(o, w.to(torch::kFloat64), x.to(torch::kFloat64)));
-  EXPECT_FALSE(applies(o, w.to(torch::kBFloat16), x.to(torch::kBFloat16)));
+  EXPECT_TRUE(applies(o));
+  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 3).padding(1).stride(2)));
+  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 3).padding(0)));
+  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 3).padding(1).groups(8)));
+  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 5).padding(2)));
+  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 8, 3).padding(1).padding_mode(torch::kReflect)));
   // RGB in or out: too few channels for the transforms to pay.
-  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(3, 8, 3).padding(1), torch::randn({8, 3, 3, 3}), torch::randn({1, 3, 8, 8})));
-  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 3, 3).padding(1), torch::randn({3, 8, 3, 3}), x));
+  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(3, 8, 3).padding(1)));
+  EXPECT_FALSE(applies(torch::nn::Conv2dOptions(8, 3, 3).padding(1)));
 
-  // The switch turns it off for a whole model.
-  torch::nn::Sequential seq{FastConv2d(o), torch::nn::ReLU(), FastConv2d(o)};
-  EXPECT_EQ(set_winograd(*seq, false), 2);
-  auto y = seq->forward(x);
-  EXPECT_TRUE(y.is_contiguous());  // torch's NCHW path, not the channels-last Winograd result
+  // The engine's convolution follows that choice: torch's convolution (an NCHW result for an NCHW input) where
+  // Winograd does not apply.
+  torch::nn::Conv2d strided(torch::nn::Conv2dOptions(8, 8, 3).padding(1).stride(2));
+  EXPECT_TRUE(Conv(torch::nn::Conv2d(o)).winograd());
+  EXPECT_FALSE(Conv(strided).winograd());
+  EXPECT_FALSE(CpuConv3x3(strided).winograd());
+  auto y = Conv(strided)(x);
+  EXPECT_TRUE(y.is_contiguous());
+  EXPECT_TRUE(torch::equal(y, strided(x)));
 }
 
 TEST(FastConv, RejectsMismatchedFilter) {
@@ -201,12 +216,13 @@ TEST(FastConv, FusedSiluMatchesTheDefinition) {
       EXPECT_FALSE(out.isnan().any().item<bool>());
     }
   }
-  // The module's fused form equals silu(forward) on both paths (Winograd and torch's).
-  FastConv2d conv(torch::nn::Conv2dOptions(8, 8, 3).padding(1));
+  // The engine convolution's fused form equals silu(conv) on both paths (Winograd and torch's).
+  torch::nn::Conv2d module(torch::nn::Conv2dOptions(8, 8, 3).padding(1));
   auto x = torch::randn({1, 8, 6, 6});
-  EXPECT_TRUE(close_nmse(conv->forward_silu(x), torch::silu(direct(x, conv->weight, conv->bias)), kNmse));
-  conv->winograd = false;
-  EXPECT_TRUE(torch::allclose(conv->forward_silu(x), torch::silu(direct(x, conv->weight, conv->bias))));
+  EXPECT_TRUE(close_nmse(Conv(module).silu(x), torch::silu(direct(x, module->weight, module->bias)), kNmse));
+  torch::nn::Conv2d strided(torch::nn::Conv2dOptions(8, 8, 3).padding(1).stride(2));
+  ASSERT_FALSE(Conv(strided).winograd());
+  EXPECT_TRUE(torch::allclose(Conv(strided).silu(x), torch::silu(torch::conv2d(x, strided->weight, strided->bias, 2, 1))));
 }
 
 // The DC-AE up block's fast path: the upsampled tiles read straight from x, and the shortcut added in the output
@@ -268,7 +284,7 @@ TEST(FastConv, ResamplingConvolutionsRejectBadShapes) {
                           {"winograd_upsample_conv3x3", "bias must hold 16"}));
 }
 
-// The DC-AE ResBlock on the fast path (SiLU in conv1's output transform; conv2, the RMSNorm over channels and the
+// The DC-AE engine's ResBlock step (SiLU in conv1's output transform; conv2, the RMSNorm over channels and the
 // residual in conv2's) against its definition in float64. Two Winograd convolutions in a row, so the bound is the
 // single convolution's for the tile the block picks (F(6x6) on the 97 x 100 case); measured 1e-13 to 1.4e-12
 // (printed). Odd sizes make border tiles and partial tile rows; 70 channels is not a multiple of the 64-channel
@@ -289,21 +305,21 @@ TEST(FastConv, FusedResBlockMatchesItsDefinition) {
     h = direct(h, d(block->conv2->weight), d(block->conv2->bias));
     auto ref = h * torch::rsqrt(h.pow(2).mean(1, true) + block->norm->eps) * d(block->norm->weight).view({1, -1, 1, 1}) +
                d(block->norm->bias).view({1, -1, 1, 1}) + d(x);
-    auto out = block->forward(x);
+    auto out = res_block_step(block)(x);
     const int tile = winograd_tile(c.H, c.W);
     std::printf("  C %lld %lldx%lld, F(%dx%d): NMSE fused ResBlock vs float64 %.3e\n", (long long)C, (long long)c.H,
                 (long long)c.W, tile, tile, nmse(out, ref));
     EXPECT_TRUE(out.is_contiguous(at::MemoryFormat::ChannelsLast));
     EXPECT_TRUE(close_nmse(out, ref, bound(tile))) << C << " " << c.H << "x" << c.W;
-    set_winograd(*block, false);  // torch's operations: the same values within float32
+    // The mirror, torch's operations: the same values within float32.
     EXPECT_TRUE(close_nmse(block->forward(x), ref, kNmse)) << C << " " << c.H << "x" << c.W;
   }
 }
 
-// The DC-AE's fused RMSNorm-over-channels pass (channels-last float32 CPU, inference) against the generic
-// element-wise path on the same values in NCHW. Tolerance 1e-12: the same float32 operations in the same order per
-// element; only the sum of squares is accumulated in another order (16 lanes against ATen's reduction), a few
-// ulps on the scale. Measured: about 1e-14 (printed).
+// The DC-AE engine's fused RMSNorm-over-channels pass (channels-last float32 CPU) against the mirror's element-wise
+// path (rms_norm_channels) on the same values in NCHW. Tolerance 1e-12: the same float32 operations in the same
+// order per element; only the sum of squares is accumulated in another order (16 lanes against ATen's reduction),
+// a few ulps on the scale. Measured: about 1e-14 (printed).
 TEST(FastConv, FusedChannelNormMatchesTheGenericPath) {
   torch::NoGradGuard ng;
   torch::manual_seed(5);
@@ -315,41 +331,70 @@ TEST(FastConv, FusedChannelNormMatchesTheGenericPath) {
     auto r = torch::randn({2, C, 5, 6});
     auto generic = rms_norm_channels(x, norm, r);  // NCHW: the element-wise path
     EXPECT_TRUE(generic.is_contiguous());
-    auto fused = rms_norm_channels(x.contiguous(at::MemoryFormat::ChannelsLast), norm, r);
+    auto fused = rms_norm_channels_last(x.contiguous(at::MemoryFormat::ChannelsLast), *norm, r);
     EXPECT_TRUE(fused.is_contiguous(at::MemoryFormat::ChannelsLast));
     std::printf("  C %lld: NMSE fused vs generic %.3e\n", static_cast<long long>(C), nmse(fused, generic));
     EXPECT_TRUE(close_nmse(fused, generic, 1e-12)) << C;
     // Without the residual, and against the definition.
     auto ms = x.pow(2).mean(1, true);
     auto expect = x / torch::sqrt(ms + 1e-5) * norm->weight.view({1, -1, 1, 1}) + norm->bias.view({1, -1, 1, 1});
-    EXPECT_TRUE(close_nmse(rms_norm_channels(x.contiguous(at::MemoryFormat::ChannelsLast), norm), expect, 1e-12)) << C;
+    EXPECT_TRUE(close_nmse(rms_norm_channels_last(x.contiguous(at::MemoryFormat::ChannelsLast), *norm), expect, 1e-12)) << C;
   }
 }
 
-// Training goes through the same modules with autograd on: the fast path must step aside (no out= products, no
-// hand-written passes) and the gradients must equal those of torch's path. 4 x 4 inputs make the tiny DC-AE's
-// last stage 1 x 1, where a tensor is channels-last and NCHW at once. Tolerance 1e-10 on the gradients' NMSE: the
-// same float32 operations either way (measured 0).
+// Training goes through the mirror with autograd on. A model prepared for CPU inference with the fast path on runs
+// the engine, which computes no gradients: train() returns it to the mirror, whose gradients must equal those of a
+// model that was never prepared, and an engine call that autograd would record is refused instead of returning a
+// result without gradients. 4 x 4 inputs make the tiny DC-AE's last stage 1 x 1, where a tensor is channels-last and
+// NCHW at once. Tolerance 1e-10 on the gradients' NMSE: the same float32 operations either way (measured 0).
 TEST(FastConv, DcaeGradientsAreTorchsWithTheFastPathOn) {
-  auto vae = load_vae(sprint::test::fixture_path("vae/tiny_dcae/vae"));
-  ASSERT_TRUE(vae->fast_cpu());
+  using sprint::test::throws_with;
+  const auto dir = sprint::test::fixture_path("vae/tiny_dcae/vae");
+  auto vae = load_vae(dir), never_prepared = load_vae(dir);
+  ASSERT_FALSE(vae->uses_cpu_engine());  // a loaded model runs the mirror until prepared
   torch::manual_seed(6);
   for (int64_t side : {4, 8}) {
     auto x = torch::randn({1, 3, side, side});
-    auto grads = [&](bool fast) {
-      vae->set_fast_cpu(fast);
-      vae->zero_grad();
-      vae->decode(vae->encode(x)).square().mean().backward();
+    vae->prepare_for_inference(torch::kCPU, torch::kFloat32);
+    ASSERT_TRUE(vae->uses_cpu_engine());
+    EXPECT_TRUE(throws_with([&] { vae->encode(x); }, {"prepare_for_inference", "no gradients", "train()"}));
+    {
+      torch::NoGradGuard ng;
+      EXPECT_EQ(vae->decode(vae->encode(x)).sizes(), x.sizes());  // the engine, in inference
+    }
+    auto grads = [&](AutoencoderDCImpl& m) {
+      m.train();
+      m.zero_grad();
+      m.decode(m.encode(x)).square().mean().backward();
       std::vector<torch::Tensor> g;
-      for (const auto& p : vae->parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+      for (const auto& p : m.parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
       return g;
     };
-    const auto fast = grads(true), torch_path = grads(false);
-    vae->set_fast_cpu(true);
+    const auto fast = grads(*vae), torch_path = grads(*never_prepared);
+    EXPECT_FALSE(vae->uses_cpu_engine());
     ASSERT_EQ(fast.size(), torch_path.size());
     for (size_t i = 0; i < fast.size(); ++i) {
       if (torch_path[i].abs().sum().item<double>() == 0) continue;  // a parameter this input does not reach
       EXPECT_TRUE(close_nmse(fast[i], torch_path[i], 1e-10)) << side << " #" << i;
     }
   }
+}
+
+// The decision is made once, by prepare_for_inference: the engine on the CPU in float32 with fast_cpu, the mirror
+// otherwise (another dtype, or fast_cpu off as PipelineOptions::fast_cpu_vae = false and sprint-bench --no-winograd
+// ask). Where each path's values stand against diffusers is tests/parity/test_vae_parity.cpp's subject.
+TEST(FastConv, PrepareForInferenceMakesTheOneDecision) {
+  auto vae = load_vae(sprint::test::fixture_path("vae/tiny_dcae/vae"));
+  EXPECT_FALSE(vae->uses_cpu_engine());
+  vae->prepare_for_inference(torch::kCPU, torch::kFloat32, {/*fast_cpu=*/false});
+  EXPECT_FALSE(vae->uses_cpu_engine());
+  vae->prepare_for_inference(torch::kCPU, torch::kFloat64);
+  EXPECT_FALSE(vae->uses_cpu_engine());
+  vae->prepare_for_inference(torch::kCPU, torch::kFloat32);
+  EXPECT_TRUE(vae->uses_cpu_engine());
+  EXPECT_FALSE(vae->is_training());
+  vae->eval();  // eval mode keeps it
+  EXPECT_TRUE(vae->uses_cpu_engine());
+  vae->train();
+  EXPECT_FALSE(vae->uses_cpu_engine());
 }

@@ -82,7 +82,7 @@ int run_autoencoder(const CommandLine& cl) {
   // Samples: held-out originals over their reconstructions; with condition maps in training, their maps over theirs.
   hooks.samples = [&](int64_t, const std::string& file) {
     torch::NoGradGuard ng;
-    vae->eval();
+    vae->prepare_for_inference(torch::kCPU, torch::kFloat32);  // eval mode, the CPU engine; the step's train() drops it
     std::vector<int64_t> idx;
     for (int64_t i = 0; i < std::min<int64_t>(8, held.size()); ++i) idx.push_back(i);
     const bool with_maps = condition_fraction > 0;
@@ -100,7 +100,7 @@ int run_autoencoder(const CommandLine& cl) {
   // Publish: EMA weights if any, scaling factor from the latent std of the training split.
   if (ema) ema->copy_to(*vae);
   torch::NoGradGuard ng;
-  vae->eval();
+  vae->prepare_for_inference(torch::kCPU, torch::kFloat32);
   std::vector<torch::Tensor> zs;
   for (int64_t i = 0; i < data.size(); i += 64) {
     std::vector<int64_t> idx;

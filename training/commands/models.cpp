@@ -27,6 +27,7 @@ void freeze(torch::nn::Module& m) {
 AutoencoderDC load_frozen_vae(const std::string& dir) {
   auto vae = load_vae(dir);
   freeze(*vae);
+  vae->prepare_for_inference(torch::kCPU, torch::kFloat32);  // encode_latents / decode_latents: the CPU engine
   return vae;
 }
 

@@ -29,7 +29,7 @@
 #include <utility>
 #include <vector>
 
-#include "sprint/fast_conv.h"
+#include "sprint/cpu_conv.h"
 #include "sprint/loader.h"
 #include "sprint/scribble.h"
 
@@ -53,8 +53,12 @@ struct HEDBlockImpl : torch::nn::Module {
   torch::nn::ModuleList convs;  // Conv2d 3x3, pad 1; the ReLU after each is functional (no index in the state dict)
   torch::nn::Conv2d projection{nullptr};
 
+  // Set by HEDImpl::prepare_for_inference: the convolutions run by the CPU engine (sprint/cpu_conv.h), or none.
+  void use_cpu_engine(bool on);
+
  private:
-  std::vector<FastConv2d> conv_layers_;  // typed views of `convs`
+  std::vector<torch::nn::Conv2d> conv_layers_;  // typed views of `convs`
+  std::vector<CpuConv3x3> cpu_convs_;           // empty: torch's convolutions
 };
 TORCH_MODULE(HEDBlock);
 
@@ -65,6 +69,13 @@ struct HEDImpl : torch::nn::Module {
   // (B, 1, H >> (i - 1), W >> (i - 1)) (each pooling floors).
   std::vector<torch::Tensor> forward(const torch::Tensor& x);
 
+  // Moves the network to `device` and `dtype`, switches it to eval mode and makes the one choice of how its 3x3
+  // convolutions run (docs/architecture.md#cpu-engine): on the CPU in float32 with fast_cpu, by the CPU engine's
+  // Winograd path (sprint/cpu_conv.h; the same values up to float32 rounding), otherwise torch's convolutions.
+  // load_hed calls it. The engine computes no gradients; train() returns to torch's convolutions.
+  void prepare_for_inference(torch::Device device, torch::Dtype dtype, bool fast_cpu = true);
+  void train(bool on = true) override;
+
   HEDConfig config;
   torch::Tensor norm;  // (1, 3, 1, 1)
   HEDBlock block1{nullptr}, block2{nullptr}, block3{nullptr}, block4{nullptr}, block5{nullptr};
@@ -73,7 +84,7 @@ TORCH_MODULE(HED);
 
 // Loads a safetensors state dict (a file, or a folder holding one) with the official key names; the widths come from
 // the file (HEDConfig::from_archive). Missing, unexpected or mis-shaped tensors throw sprint::Error naming all of
-// them. Runs in fp32 unless `options` says otherwise.
+// them. Runs in fp32 unless `options` says otherwise; prepared for inference on options.device and options.dtype.
 HED load_hed(const std::string& path, const LoadOptions& options = {});
 
 // image: (H, W) / (H, W, 1|3|4) uint8 (HWC3 semantics, RGBA composited on white). Runs the network on its own

@@ -73,9 +73,9 @@ struct PipelineOptions {
   // Encode prompts with embed_prompts_trimmed (the same image, without the work on padding). false: the full
   // selection of max_sequence_length columns, as diffusers computes it (sprint-bench --no-trim compares the two).
   bool trim_text_padding = true;
-  // The DC-AE's CPU float32 fast path: Winograd 3x3 convolutions on channels-last activations (the same image up
-  // to float32 rounding; AutoencoderDCImpl::set_fast_cpu). false: torch's NCHW convolutions, as diffusers runs them
-  // (sprint-bench --no-winograd compares the two). No effect on CUDA.
+  // The DC-AE's CPU float32 engine: Winograd 3x3 convolutions on channels-last activations (the same image up
+  // to float32 rounding; AutoencoderDCImpl::prepare_for_inference). false: torch's NCHW convolutions, as diffusers
+  // runs them (sprint-bench --no-winograd compares the two). No effect on CUDA.
   bool fast_cpu_vae = true;
 };
 

@@ -15,17 +15,9 @@
 
 #include "sprint/config.h"
 #include "sprint/loader.h"
+#include "sprint/norm.h"  // RMSNorm
 
 namespace sprint {
-
-// y = x * rsqrt(mean(x^2) + eps) * weight (+ bias), statistics in fp32 (diffusers RMSNorm).
-struct RMSNormImpl : torch::nn::Module {
-  RMSNormImpl(int64_t dim, double eps, bool affine = true, bool bias = false);
-  torch::Tensor forward(const torch::Tensor& x);
-  double eps;
-  torch::Tensor weight, bias;  // undefined when absent
-};
-TORCH_MODULE(RMSNorm);
 
 // 256-wide sinusoidal embedding, [cos, sin] order (diffusers Timesteps(256, flip_sin_to_cos=True, shift=0)).
 torch::Tensor timestep_sinusoid(const torch::Tensor& t /* (B,) */, int64_t dim = 256);

@@ -11,20 +11,30 @@
 // "pixel_unshuffle") and DCUpBlock2d ("interpolate" nearest and "pixel_shuffle") with their shortcuts, encoder
 // out-shortcut, decoder in-shortcut, per-stage decoder activations.
 // Missing (rejected at config time): batch_norm / layer_norm stages, stages with 0 layers, tiling.
+//
+// This file and vae.cpp are the mirror: diffusers' arithmetic in torch operations on NCHW tensors, what training
+// (autograd) and every device run. On the CPU in float32 inference, AutoencoderDCImpl::prepare_for_inference hands
+// encode and decode to the CPU engine instead (core/src/cpu/dcae_engine.h: Winograd convolutions, channels-last
+// activations, fused passes), which reads these modules' parameters and gives the same result up to float32
+// rounding (docs/architecture.md#cpu-engine, docs/performance.md#dc-ae-cpu-engine).
 #pragma once
 
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "sprint/fast_conv.h"
 #include "sprint/loader.h"
-#include "sprint/transformer.h"  // sprint::RMSNorm
+#include "sprint/norm.h"
 
 namespace sprint {
+
+namespace cpu {
+class DcaeEngine;  // core/src/cpu/dcae_engine.h (private to core)
+}
 
 // diffusers AutoencoderDC config. Defaults are the class defaults; the per-stage string options (block types,
 // decoder norm types and act fns) accept a single string or a list and are stored expanded to one per stage.
@@ -63,9 +73,11 @@ struct VaeConfig {
 
 enum class Activation { SiLU, ReLU, GELU, Mish };
 
+// The activation function `a` applied to x (torch's silu, relu, gelu, mish).
+torch::Tensor activate(Activation a, const torch::Tensor& x);
+
 // RMSNorm over the channel dimension of an NCHW tensor, plus `residual` when given: diffusers moves C last,
-// normalises, moves back; we reduce over dim 1 in place of the two permutes (same maths, no copies). A
-// channels-last float32 CPU tensor in inference takes one fused pass per pixel.
+// normalises, moves back; we reduce over dim 1 in place of the two permutes (same maths, no copies).
 torch::Tensor rms_norm_channels(const torch::Tensor& x, const RMSNorm& norm, const torch::Tensor& residual = {});
 
 // conv1 (3x3, bias) -> act -> conv2 (3x3, no bias) -> RMSNorm over channels -> + x.
@@ -73,7 +85,7 @@ struct DCResBlockImpl : torch::nn::Module {
   DCResBlockImpl(int64_t channels, Activation act);
   torch::Tensor forward(const torch::Tensor& x);
   Activation act;
-  FastConv2d conv1{nullptr}, conv2{nullptr};
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
   RMSNorm norm{nullptr};
 };
 TORCH_MODULE(DCResBlock);
@@ -86,10 +98,19 @@ struct DCMultiscaleProjectionImpl : torch::nn::Module {
 };
 TORCH_MODULE(DCMultiscaleProjection);
 
-// SanaMultiscaleLinearAttention with rms_norm and residual, as EfficientViTBlock builds it.
+// SanaMultiscaleLinearAttention with rms_norm and residual, as EfficientViTBlock builds it (docs/maths.md#dc-ae-attention).
 struct DCMultiscaleAttentionImpl : torch::nn::Module {
+  static constexpr double kEps = 1e-15;  // SanaMultiscaleLinearAttention eps
+
   DCMultiscaleAttentionImpl(int64_t channels, int64_t head_dim, const std::vector<int>& kernel_sizes);
   torch::Tensor forward(const torch::Tensor& x);
+  // Steps 1-3: [q | k | v] of x and of every multiscale projection, concatenated: (B, groups * 3 * head_dim, H, W).
+  torch::Tensor multiscale_qkv(const torch::Tensor& x);
+  // Step 4: every group's attention over the H * W pixels of `all` (multiscale_qkv's result): the linear form in
+  // fp32, as diffusers upcasts it, or the quadratic one when H * W <= head_dim. (B, groups, head_dim, H * W) in
+  // all's dtype.
+  torch::Tensor attend(const torch::Tensor& all);
+
   int64_t channels, head_dim;
   torch::nn::Linear to_q{nullptr}, to_k{nullptr}, to_v{nullptr}, to_out{nullptr};
   torch::nn::ModuleList to_qkv_multiscale;
@@ -103,6 +124,8 @@ TORCH_MODULE(DCMultiscaleAttention);
 struct DCGLUMBConvImpl : torch::nn::Module {
   explicit DCGLUMBConvImpl(int64_t channels);
   torch::Tensor forward(const torch::Tensor& x);
+  // conv_inverted -> SiLU -> conv_depth -> a * SiLU(gate) -> conv_point: everything before the norm and residual.
+  torch::Tensor gated_convs(const torch::Tensor& x);
   int64_t hidden;
   torch::nn::Conv2d conv_inverted{nullptr}, conv_depth{nullptr}, conv_point{nullptr};
   RMSNorm norm{nullptr};
@@ -118,16 +141,14 @@ struct EfficientViTBlockImpl : torch::nn::Module {
 TORCH_MODULE(EfficientViTBlock);
 
 // 2x downsampling: strided 3x3 conv ("Conv") or 3x3 conv + pixel_unshuffle; shortcut = pixel_unshuffle then mean
-// over consecutive channel groups.
+// over consecutive channel groups (docs/maths.md#dc-ae-resampling).
 struct DCDownBlock2dImpl : torch::nn::Module {
   DCDownBlock2dImpl(int64_t in_channels, int64_t out_channels, bool pixel_unshuffle, bool shortcut);
   torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor shortcut_of(const torch::Tensor& x) const;  // the shortcut term added to the main path
   bool pixel_unshuffle, shortcut;
   int64_t group_size;
-  FastConv2d conv{nullptr};
-
- private:
-  DerivedWeight fast_filter_;  // im2col_filter(conv->weight) for the CPU fast path (conv3x3_stride2)
+  torch::nn::Conv2d conv{nullptr};
 };
 TORCH_MODULE(DCDownBlock2d);
 
@@ -136,18 +157,20 @@ TORCH_MODULE(DCDownBlock2d);
 struct DCUpBlock2dImpl : torch::nn::Module {
   DCUpBlock2dImpl(int64_t in_channels, int64_t out_channels, bool interpolate, bool shortcut);
   torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor shortcut_of(const torch::Tensor& x) const;  // the shortcut term added to the main path
   bool interpolate, shortcut;
   int64_t repeats;
-  FastConv2d conv{nullptr};
+  torch::nn::Conv2d conv{nullptr};
 };
 TORCH_MODULE(DCUpBlock2d);
 
 struct DCEncoderImpl : torch::nn::Module {
   explicit DCEncoderImpl(const VaeConfig& c);
   torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor out_shortcut_of(const torch::Tensor& h) const;  // the mean over groups of out_group channels
   bool out_shortcut;
   int64_t out_group;  // channels averaged per latent channel by the out-shortcut
-  FastConv2d conv_in{nullptr}, conv_out{nullptr};
+  torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
   torch::nn::ModuleList down_blocks;  // each a Sequential: blocks, then DCDownBlock2d (not after the last stage)
   std::vector<torch::nn::Sequential> stages;
 };
@@ -156,15 +179,25 @@ TORCH_MODULE(DCEncoder);
 struct DCDecoderImpl : torch::nn::Module {
   explicit DCDecoderImpl(const VaeConfig& c);
   torch::Tensor forward(const torch::Tensor& z);
+  torch::Tensor in_shortcut_of(const torch::Tensor& z) const;  // z's channels, each repeated in_repeats times
   bool in_shortcut;
   int64_t in_repeats;
   Activation conv_act;
-  FastConv2d conv_in{nullptr}, conv_out{nullptr};
+  torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
   torch::nn::ModuleList up_blocks;  // each a Sequential: DCUpBlock2d (not for the last stage), then blocks; run last to first
   std::vector<torch::nn::Sequential> stages;
   RMSNorm norm_out{nullptr};
 };
 TORCH_MODULE(DCDecoder);
+
+// How AutoencoderDCImpl::prepare_for_inference sets the model up.
+struct VaeInferenceOptions {
+  // true (default): on the CPU in float32, encode and decode run the CPU engine (Winograd 3x3 convolutions,
+  // channels-last activations, fused passes; docs/performance.md#dc-ae-cpu-engine), whose result equals the
+  // mirror's up to float32 rounding. false: the mirror, torch's NCHW operations as diffusers runs them
+  // (PipelineOptions::fast_cpu_vae, sprint-bench --no-winograd). No effect on other devices and dtypes.
+  bool fast_cpu = true;
+};
 
 struct AutoencoderDCImpl : torch::nn::Module {
   explicit AutoencoderDCImpl(const VaeConfig& config);
@@ -173,24 +206,32 @@ struct AutoencoderDCImpl : torch::nn::Module {
   torch::Tensor encode(const torch::Tensor& x);
   // z: raw latent (already divided by scaling_factor). Returns (B, in_channels, H*f, W*f), nominally in [-1, 1].
   torch::Tensor decode(const torch::Tensor& z);
-  // On (default): on the CPU in float32 inference the 3x3 convolutions run by Winograd F(4x4, 3x3) and the
-  // activations stay channels-last between layers (sprint/fast_conv.h); the result equals torch's convolution up
-  // to float32 rounding. Off: torch's convolutions on NCHW tensors, the arithmetic diffusers runs. CUDA and
-  // training (autograd) always take torch's convolutions.
-  void set_fast_cpu(bool on);
-  bool fast_cpu() const { return fast_cpu_; }
+
+  // Sets the model up for inference: moves it to `device` and `dtype`, switches it to eval mode and makes the one
+  // choice of how encode and decode run (docs/architecture.md#cpu-engine): the CPU engine when `device` is the CPU,
+  // `dtype` float32 and options.fast_cpu, the mirror otherwise. Until then (a freshly built or loaded model, or
+  // one in training) they run the mirror. The engine computes no gradients: train() returns the model to the
+  // mirror, and an engine call that autograd would record is refused (sprint::Error). Call it again after moving
+  // the model.
+  void prepare_for_inference(torch::Device device, torch::Dtype dtype, const VaeInferenceOptions& options = {});
+  bool uses_cpu_engine() const { return engine_ != nullptr; }
+  // torch::nn::Module::train; train(true) also drops the CPU engine (training runs the mirror).
+  void train(bool on = true) override;
+
   VaeConfig config;
   DCEncoder encoder{nullptr};
   DCDecoder decoder{nullptr};
 
  private:
   torch::Tensor prepare(const torch::Tensor& x, const torch::Tensor& like) const;
-  bool fast_cpu_ = true;
+  void check_engine_call(const torch::Tensor& x) const;
+  std::shared_ptr<cpu::DcaeEngine> engine_;  // set by prepare_for_inference; null: the mirror
 };
 TORCH_MODULE(AutoencoderDC);
 
 // Loads `dir/config.json` and `dir/diffusion_pytorch_model*.safetensors` in diffusers layout; dtype/device from
-// `options`. Errors name the folder, file and tensor.
+// `options`; eval mode, running the mirror (prepare_for_inference chooses the CPU engine). Errors name the folder,
+// file and tensor.
 AutoencoderDC load_vae(const std::string& dir, const LoadOptions& options = {});
 
 }  // namespace sprint

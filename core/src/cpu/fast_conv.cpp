@@ -1,5 +1,6 @@
-// Winograd F(4x4, 3x3) and F(6x6, 3x3) convolution and the DC-AE's resampling convolutions. See include/sprint/fast_conv.h.
-#include "sprint/fast_conv.h"
+// Winograd F(4x4, 3x3) and F(6x6, 3x3) convolution and the DC-AE's resampling convolutions. See fast_conv.h and
+// docs/maths.md#winograd.
+#include "fast_conv.h"
 
 #include <ATen/Parallel.h>
 
@@ -8,17 +9,18 @@
 #include <cmath>
 #include <cstdint>
 #include <new>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include <sys/mman.h>
 
-#include "cpu_kernels.h"
 #include "simd.h"
 #include "sprint/error.h"
 
-namespace sprint {
+namespace sprint::cpu {
 
-// See cpu_kernels.h.
+// See fast_conv.h.
 SPRINT_VECTOR_CLONES
 void rms_norm_rows(const float* __restrict x, const float* __restrict r, const float* __restrict w,
                    const float* __restrict b, float eps, int64_t C, int64_t begin, int64_t end, float* __restrict y) {
@@ -519,27 +521,12 @@ torch::Tensor winograd_upsample_conv3x3(const torch::Tensor& x, const torch::Ten
   return winograd("winograd_upsample_conv3x3", x, filter, bias, g);
 }
 
-bool cpu_float_inference(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  return x.dim() == 4 && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && weight.device().is_cpu() &&
-         weight.scalar_type() == torch::kFloat32 &&
-         (!bias.defined() || (bias.device().is_cpu() && bias.scalar_type() == torch::kFloat32)) &&
-         inference_only({&x, &weight, &bias});
-}
-
-bool winograd_applies(const torch::nn::detail::ConvNdOptions<2>& o, const torch::Tensor& weight, const torch::Tensor& bias,
-                      const torch::Tensor& x) {
+bool winograd_applies(const torch::nn::detail::ConvNdOptions<2>& o) {
   auto all = [](const torch::ExpandingArray<2>& a, int64_t v) { return (*a)[0] == v && (*a)[1] == v; };
   const auto* pad = std::get_if<torch::ExpandingArray<2>>(&o.padding());
   return all(o.kernel_size(), 3) && all(o.stride(), 1) && all(o.dilation(), 1) && pad && all(*pad, 1) &&
-         o.groups() == 1 && weight.size(0) >= kMinChannels && weight.size(1) >= kMinChannels &&
-         std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) && cpu_float_inference(x, weight, bias);
-}
-
-bool inference_only(std::initializer_list<const torch::Tensor*> tensors) {
-  if (!torch::GradMode::is_enabled()) return true;
-  for (const auto* t : tensors)
-    if (t->defined() && t->requires_grad()) return false;
-  return true;
+         o.groups() == 1 && o.in_channels() >= kMinChannels && o.out_channels() >= kMinChannels &&
+         std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode());
 }
 
 torch::Tensor DerivedWeight::get(const torch::Tensor& weight,
@@ -555,29 +542,21 @@ torch::Tensor DerivedWeight::get(const torch::Tensor& weight,
   return value_;
 }
 
-torch::Tensor FastConv2dImpl::forward(const torch::Tensor& x) {
-  if (!winograd || !winograd_applies(options, weight, bias, x)) return torch::nn::Conv2dImpl::forward(x);
-  return winograd_conv3x3(x, transformed_filter(winograd_tile(x.size(2), x.size(3))), bias);
+Conv::Conv(torch::nn::Conv2d conv) : conv_(std::move(conv)), winograd_(winograd_applies(conv_->options)) {}
+
+torch::Tensor Conv::operator()(const torch::Tensor& x) {
+  if (!winograd_) return conv_->forward(x);
+  return winograd_conv3x3(x, filter(winograd_tile(x.size(2), x.size(3))), conv_->bias);
 }
 
-torch::Tensor FastConv2dImpl::transformed_filter(int tile) {
-  SPRINT_CHECK(tile == 4 || tile == 6, "FastConv2d: the Winograd tile must be 4 or 6, got ", tile);
-  return (tile == 4 ? filter4_ : filter6_).get(weight, [tile](const torch::Tensor& w) { return winograd_filter(w, tile); });
+torch::Tensor Conv::silu(const torch::Tensor& x) {
+  if (!winograd_) return torch::silu(conv_->forward(x));
+  return winograd_conv3x3(x, filter(winograd_tile(x.size(2), x.size(3))), conv_->bias, /*silu=*/true);
 }
 
-torch::Tensor FastConv2dImpl::forward_silu(const torch::Tensor& x) {
-  if (!winograd || !winograd_applies(options, weight, bias, x)) return torch::silu(torch::nn::Conv2dImpl::forward(x));
-  return winograd_conv3x3(x, transformed_filter(winograd_tile(x.size(2), x.size(3))), bias, /*silu=*/true);
-}
-
-int set_winograd(torch::nn::Module& module, bool on) {
-  int count = 0;
-  for (const auto& m : module.modules(/*include_self=*/true))
-    if (auto* conv = dynamic_cast<FastConv2dImpl*>(m.get())) {
-      conv->winograd = on;
-      ++count;
-    }
-  return count;
+torch::Tensor Conv::filter(int tile) {
+  SPRINT_CHECK(tile == 4 || tile == 6, "Conv: the Winograd tile must be 4 or 6, got ", tile);
+  return (tile == 4 ? filter4_ : filter6_).get(conv_->weight, [tile](const torch::Tensor& w) { return winograd_filter(w, tile); });
 }
 
 // ---- resampling convolutions -----------------------------------------------------------------------------------
@@ -675,4 +654,4 @@ torch::Tensor conv3x3_stride2(const torch::Tensor& input, const torch::Tensor& f
   return y;
 }
 
-}  // namespace sprint
+}  // namespace sprint::cpu

@@ -1,4 +1,8 @@
-// 3x3 convolution by Winograd's minimal filtering F(4x4, 3x3) and F(6x6, 3x3) for float32 CPU inference.
+// Private to core (core/src/cpu/, not installed): the CPU engine's convolutions and fused passes, float32 on the
+// CPU, no autograd. The DC-AE engine (dcae_engine.h) and CpuConv3x3 (sprint/cpu_conv.h, for the HED network) are
+// built on them; docs/architecture.md#cpu-engine says where the choice to use them is made.
+//
+// 3x3 convolution by Winograd's minimal filtering F(4x4, 3x3) and F(6x6, 3x3) (docs/maths.md#winograd).
 //
 // A direct 3x3 convolution costs 9 multiply-adds per output and input channel. F(m x m, 3x3) computes an m x m
 // output tile from an (m + 2)^2 input tile with (m + 2)^2 products per channel pair instead of 9 m^2 (36 instead
@@ -15,21 +19,20 @@
 //
 // Memory: the transformed tiles of up to 64 MiB of work per chunk, kept per calling thread between calls.
 //
-// FastConv2d is a torch::nn::Conv2d (same parameters, same state-dict keys) whose forward takes this path when
-// it can: kernel 3x3, stride 1, padding 1, dilation 1, groups 1, zero padding, at least 8 input and 8 output
-// channels (below that the transforms cost more than they save), float32 CPU tensors and no autograd
-// (GradMode off or nothing requiring grad). Everything else, training included, is torch's convolution. The
-// transformed filters are cached and rebuilt when the weight changes (its version counter or storage).
+// Conv holds one convolution of a mirror model (an nn::Conv2d, read at each call) for the engine: Winograd when its
+// shape allows (kernel 3x3, stride 1, padding 1, dilation 1, groups 1, zero padding, at least 8 input and 8 output
+// channels; below that the transforms cost more than they save), torch's convolution otherwise; decided when the
+// Conv is built. The transformed filters are cached and rebuilt when the weight changes (its version counter or
+// storage).
 #pragma once
 
 #include <torch/torch.h>
 
 #include <cstdint>
 #include <functional>
-#include <initializer_list>
 #include <mutex>
 
-namespace sprint {
+namespace sprint::cpu {
 
 // U = G g G^T for a (C_out, C_in, 3, 3) filter, as ((tile + 2)^2, C_in, C_out) float32, computed in double:
 // tile 4 is F(4x4, 3x3) (36 points), 6 is F(6x6, 3x3) (64 points). The filter's size picks the algorithm in the
@@ -47,17 +50,21 @@ int winograd_tile(int64_t height, int64_t width);
 torch::Tensor winograd_conv3x3(const torch::Tensor& x, const torch::Tensor& filter, const torch::Tensor& bias,
                                bool silu = false);
 
-// True when none of `tensors` will need a gradient: GradMode is off, or none of the defined ones requires grad.
-// The CPU fast paths (Winograd here, the DC-AE's fused passes) run only then; training keeps torch's operations.
-bool inference_only(std::initializer_list<const torch::Tensor*> tensors);
+// Rows [begin, end) of channels-last float32 data (rows of C values): y = x * rsqrt(mean(x^2) + eps) * w (+ b)
+// (+ r), in that order, as diffusers' RMSNorm and then the residual add compute it. b and r may be null.
+void rms_norm_rows(const float* __restrict x, const float* __restrict r, const float* __restrict w,
+                   const float* __restrict b, float eps, int64_t C, int64_t begin, int64_t end, float* __restrict y);
 
-// Whether the Winograd path applies to this convolution and input (see the file comment).
-bool winograd_applies(const torch::nn::detail::ConvNdOptions<2>& options, const torch::Tensor& weight, const torch::Tensor& bias,
-                      const torch::Tensor& x);
+// rms_norm_rows(winograd_conv3x3(x, filter, bias), residual) with the norm done in the output transform, tile by
+// tile, while the tile is in cache: the DC-AE ResBlock's second convolution, its RMSNorm over channels and its
+// residual add as one pass. norm_weight (C_out) float32; norm_bias (C_out) or undefined; residual: the output's
+// shape, float32 channels-last.
+torch::Tensor winograd_conv3x3_norm(const torch::Tensor& x, const torch::Tensor& filter, const torch::Tensor& bias,
+                                   const torch::Tensor& norm_weight, const torch::Tensor& norm_bias, double eps,
+                                   const torch::Tensor& residual);
 
-// Whether x, weight and bias are float32 CPU tensors in inference (inference_only): the condition every CPU fast
-// path here shares.
-bool cpu_float_inference(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+// Whether the Winograd path applies to a convolution of these options: the shape conditions of the file comment.
+bool winograd_applies(const torch::nn::detail::ConvNdOptions<2>& options);
 
 // A tensor derived from a parameter (a transformed filter), cached and rebuilt when the parameter changes: its
 // storage or its version counter (an in-place update: an optimizer step, load_state_dict). Thread-safe: a model
@@ -73,25 +80,23 @@ class DerivedWeight {
   int64_t version_ = -1;
 };
 
-struct FastConv2dImpl : torch::nn::Conv2dImpl {
-  using torch::nn::Conv2dImpl::Conv2dImpl;
-  torch::Tensor forward(const torch::Tensor& x);
-  // silu(forward(x)), the activation fused into the Winograd path's output transform when it applies.
-  torch::Tensor forward_silu(const torch::Tensor& x);
+// One convolution of a mirror model, run by the engine (see the file comment). Inputs are float32 CPU tensors; no
+// gradients.
+class Conv {
+ public:
+  explicit Conv(torch::nn::Conv2d conv);
+  torch::Tensor operator()(const torch::Tensor& x);
+  // silu(conv(x)), the activation fused into the Winograd path's output transform.
+  torch::Tensor silu(const torch::Tensor& x);
   // winograd_filter(weight, tile), cached per tile.
-  torch::Tensor transformed_filter(int tile = 4);
-
-  // false: always torch's convolution (the exact diffusers arithmetic). The DC-AE's resampling blocks read it
-  // too, for their own fast paths below.
-  bool winograd = true;
+  torch::Tensor filter(int tile);
+  bool winograd() const { return winograd_; }
 
  private:
+  torch::nn::Conv2d conv_;
+  bool winograd_;
   DerivedWeight filter4_, filter6_;
 };
-TORCH_MODULE(FastConv2d);
-
-// Sets FastConv2dImpl::winograd on every FastConv2d in `module` (recursively). Returns how many it set.
-int set_winograd(torch::nn::Module& module, bool on);
 
 // ---- The DC-AE's resampling convolutions -----------------------------------------------------------------------
 //
@@ -116,4 +121,4 @@ torch::Tensor conv3x3_stride2(const torch::Tensor& x, const torch::Tensor& filte
 torch::Tensor winograd_upsample_conv3x3(const torch::Tensor& x, const torch::Tensor& filter, const torch::Tensor& bias,
                                         int64_t shortcut_repeats);
 
-}  // namespace sprint
+}  // namespace sprint::cpu

@@ -1,4 +1,4 @@
-// Internal: function multiversioning for the hand-written CPU kernels (fast_conv.cpp, vae.cpp).
+// Private to core: function multiversioning for the CPU engine's hand-written kernels (fast_conv.cpp).
 #pragma once
 
 // SPRINT_VECTOR_CLONES compiles a function for AVX-512, AVX2 and the x86-64 baseline, and the loader picks the
