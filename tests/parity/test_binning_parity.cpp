@@ -26,13 +26,13 @@ using sprint::test::fixture_path;
 using sprint::test::max_abs_diff;
 
 TEST(BinningParity, ResizeAndCropMatchesDiffusers) {
-  auto c = safetensors::Archive::open(fixture_path("binning/resize.safetensors"));
-  auto x = c.tensor("input");
+  const sprint::test::FixtureCases c("binning/resize.safetensors");
+  auto x = c["input"];
   int n = 0;
   for (int k = 0; c.contains(str("out.", k)); ++k, ++n) {
-    auto size = c.tensor(str("size.", k));
+    auto size = c[str("size.", k)];
     const int h = static_cast<int>(size[0].item<int64_t>()), w = static_cast<int>(size[1].item<int64_t>());
-    auto ref = c.tensor(str("out.", k));
+    auto ref = c[str("out.", k)];
     auto got = resize_and_crop(x, h, w);
     ASSERT_EQ(got.sizes().vec(), ref.sizes().vec()) << "case " << k << " " << h << "x" << w;
     // Exact: the same ATen upsample_bilinear2d kernel of the same torch build (LibTorch comes from the pinned

@@ -15,12 +15,11 @@ using sprint::test::fixture_path;
 namespace {
 constexpr double kFp32Nmse = 1e-10;
 
-struct Fixture {
-  safetensors::Archive c = safetensors::Archive::open(fixture_path("controlnet/cases.safetensors"));
+struct Fixture : sprint::test::FixtureCases {
+  Fixture() : FixtureCases("controlnet/cases.safetensors") {}
   SanaTransformer2DModel main = load_transformer(fixture_path("controlnet/tiny_cn/transformer"));
   SanaControlNetModel cn = load_controlnet(fixture_path("controlnet/tiny_cn/controlnet"));
-  torch::Tensor operator[](const std::string& k) const { return c.tensor(k); }
-  double scale() const { return c.tensor("scale").item<double>(); }
+  double scale() const { return (*this)["scale"].item<double>(); }
 };
 }  // namespace
 

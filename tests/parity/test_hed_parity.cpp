@@ -41,8 +41,8 @@ constexpr double kBinaryMismatch = 1e-3;
 constexpr double kEdgeMismatch = 1e-3;
 constexpr double kBicubicOffByOne = 1e-2;
 
-safetensors::Archive hed_cases() { return safetensors::Archive::open(fixture_path("hed/hed_cases.safetensors")); }
-safetensors::Archive post_cases() { return safetensors::Archive::open(fixture_path("hed/post_cases.safetensors")); }
+sprint::test::FixtureCases hed_cases() { return sprint::test::FixtureCases("hed/hed_cases.safetensors"); }
+sprint::test::FixtureCases post_cases() { return sprint::test::FixtureCases("hed/post_cases.safetensors"); }
 HED tiny_hed() { return load_hed(fixture_path("hed/tiny_hed.safetensors")); }
 
 double mismatch_fraction(const torch::Tensor& a, const torch::Tensor& b) {
@@ -100,28 +100,28 @@ TEST(HEDParity, ProjectionsMatchReference) {
   torch::NoGradGuard ng;
   auto net = tiny_hed();
   auto c = hed_cases();
-  const auto x = c.tensor("image").permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32);
+  const auto x = c["image"].permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32);
   const auto p = net->forward(x);
   ASSERT_EQ(p.size(), 5u);
   for (int i = 0; i < 5; ++i)
-    EXPECT_TRUE(close_nmse(p[i], c.tensor(str("projection", i + 1)), kFp32Nmse)) << "projection " << i + 1;
+    EXPECT_TRUE(close_nmse(p[i], c[str("projection", i + 1)], kFp32Nmse)) << "projection " << i + 1;
 }
 
 TEST(HEDParity, EdgeProbabilityMatchesReference) {
   auto net = tiny_hed();
   auto c = hed_cases();
-  const auto prob = hed_edge_probability(*net, c.tensor("image"));
+  const auto prob = hed_edge_probability(*net, c["image"]);
   ASSERT_EQ(prob.scalar_type(), torch::kFloat64);
-  EXPECT_TRUE(close_nmse(prob, c.tensor("edge_prob"), kFp32Nmse));
+  EXPECT_TRUE(close_nmse(prob, c["edge_prob"], kFp32Nmse));
   std::printf("[ metric   ] edge probability NMSE %.3g, max abs diff %.3g\n",
-              sprint::test::nmse(prob, c.tensor("edge_prob")), sprint::test::max_abs_diff(prob, c.tensor("edge_prob")));
+              sprint::test::nmse(prob, c["edge_prob"]), sprint::test::max_abs_diff(prob, c["edge_prob"]));
 }
 
 TEST(HEDParity, EdgeMapMatchesReference) {
   auto net = tiny_hed();
   auto c = hed_cases();
-  const auto edge = hed_edge_map(*net, c.tensor("image"));
-  const auto ref = c.tensor("edge");
+  const auto edge = hed_edge_map(*net, c["image"]);
+  const auto ref = c["edge"];
   ASSERT_EQ(edge.sizes(), ref.sizes());
   ASSERT_EQ(edge.scalar_type(), torch::kUInt8);
   EXPECT_LE(sprint::test::max_abs_diff(edge, ref), 1.0);
@@ -133,15 +133,15 @@ TEST(HEDParity, EdgeMapMatchesReference) {
 TEST(HEDParity, PhotoToScribbleMatchesSanaGetScribbleMap) {
   auto net = tiny_hed();
   auto c = hed_cases();
-  EXPECT_TRUE(binary_maps_agree(photo_to_scribble(c.tensor("image"), net.get(), 2), c.tensor("scribble_t2"),
+  EXPECT_TRUE(binary_maps_agree(photo_to_scribble(c["image"], net.get(), 2), c["scribble_t2"],
                                 "photo_to_scribble(HED, t=2)"));
 }
 
 TEST(HEDParity, ResizeForDetectionMatchesControlnetAux) {
   auto c = hed_cases();
   for (const auto& [res, key] : {std::pair<int64_t, const char*>{100, "resize_100"}, {64, "resize_64"}}) {
-    const auto out = resize_for_detection(c.tensor("image"), res);
-    const auto ref = c.tensor(key);
+    const auto out = resize_for_detection(c["image"], res);
+    const auto ref = c[key];
     ASSERT_EQ(out.sizes(), ref.sizes()) << key;
     // Lanczos-4 and area resampling of uint8 in OpenCV 4.6 vs 4.13: allow one grey level of rounding.
     EXPECT_LE(sprint::test::max_abs_diff(out, ref), 1.0) << key;
@@ -214,29 +214,29 @@ TEST(HEDParity, StrokePathAgainstRealHEDIfAvailable) {
 
 TEST(ScribbleParity, NmsMatchesOpenCvPython) {
   auto c = post_cases();
-  EXPECT_TRUE(binary_maps_agree(scribble_nms(c.tensor("soft"), 127, 3.0), c.tensor("nms"), "nms(127, 3.0)"));
+  EXPECT_TRUE(binary_maps_agree(scribble_nms(c["soft"], 127, 3.0), c["nms"], "nms(127, 3.0)"));
 }
 
 TEST(ScribbleParity, FinishMatchesOpenCvPythonForEachThickness) {
   auto c = post_cases();
-  const auto lines = c.tensor("nms");
+  const auto lines = c["nms"];
   for (int t : {0, 1, 4, 7})
     EXPECT_TRUE(
-        binary_maps_agree(scribble_finish(lines, t), c.tensor(str("finish_t", t)), str("blur+threshold t=", t)));
+        binary_maps_agree(scribble_finish(lines, t), c[str("finish_t", t)], str("blur+threshold t=", t)));
 }
 
 TEST(ScribbleParity, EdgeToScribbleEndToEnd) {
   auto c = post_cases();
-  EXPECT_TRUE(binary_maps_agree(edge_to_scribble(c.tensor("soft"), 4), c.tensor("finish_t4"), "edge_to_scribble t=4"));
+  EXPECT_TRUE(binary_maps_agree(edge_to_scribble(c["soft"], 4), c["finish_t4"], "edge_to_scribble t=4"));
 }
 
 TEST(ScribbleParity, ConditionMatchesPilBicubic) {
   auto c = post_cases();
-  const auto map = c.tensor("finish_t1");  // 128 x 160
+  const auto map = c["finish_t1"];  // 128 x 160
   for (const auto& [h, w] : {std::pair<int64_t, int64_t>{120, 250}, {96, 120}, {192, 240}}) {
     const auto cond = scribble_to_condition(map, h, w);
     ASSERT_EQ(cond.sizes(), torch::IntArrayRef({1, 3, h, w}));
-    const auto ref = c.tensor(str("condition_", h, "x", w)).to(torch::kInt32);
+    const auto ref = c[str("condition_", h, "x", w)].to(torch::kInt32);
     // Back to PIL's uint8 (exact: our values are k / 255 mapped to [-1, 1]).
     const auto u8 = ((cond[0] + 1) * 0.5 * 255).round().to(torch::kInt32);
     for (int ch = 0; ch < 3; ++ch) {

@@ -16,9 +16,12 @@
 
 using namespace sprint;
 using sprint::test::close_nmse;
+using sprint::test::expect_fixture_case_close;
 using sprint::test::fixture_path;
 using sprint::test::fixture_pipeline_cases;
+using sprint::test::fixture_pipeline_key;
 using sprint::test::fixture_pipeline_prompts;
+using sprint::test::fixture_pipeline_references;
 using sprint::test::fixture_pipeline_request;
 
 namespace {
@@ -28,34 +31,26 @@ const std::string kModel = "pipeline/tiny_pipeline";
 }  // namespace
 
 TEST(PipelineParity, TextToImageMatchesSanaSprintPipeline) {
-  auto c = safetensors::Archive::open(fixture_path("pipeline/cases.safetensors"));
+  const auto c = fixture_pipeline_references();
   auto pipe = Pipeline::load(fixture_path(kModel));
   auto ps = fixture_pipeline_prompts();
   for (auto [p, steps] : fixture_pipeline_cases()) {
-    const std::string key = str("plain.p", p, ".s", steps);
-    auto out = pipe->generate(fixture_pipeline_request(c, key, ps[p], steps));
-    EXPECT_TRUE(close_nmse(out.latent, c.tensor(key + ".latent"), kFp32Nmse)) << key;
-    if (c.contains(key + ".image")) {
-      EXPECT_TRUE(close_nmse((out.image * 0.5 + 0.5).clamp(0, 1), c.tensor(key + ".image"), kFp32Nmse)) << key;
-    }
+    const std::string key = fixture_pipeline_key(/*control=*/false, p, steps);
+    expect_fixture_case_close(pipe->generate(fixture_pipeline_request(c, key, ps[p], steps)), c, key, kFp32Nmse);
   }
 }
 
 TEST(PipelineParity, WithControlNetMatchesReference) {
-  auto c = safetensors::Archive::open(fixture_path("pipeline/cases.safetensors"));
+  const auto c = fixture_pipeline_references();
   auto pipe = Pipeline::load(fixture_path(kModel));
-  const GenerateCondition condition{c.tensor("condition_map").clone(), c.tensor("control_scale").item<double>(),
-                                    /*version=*/1};
+  const GenerateCondition condition{c["condition_map"].clone(), c["control_scale"].item<double>(), /*version=*/1};
   auto ps = fixture_pipeline_prompts();
   for (auto [p, steps] : fixture_pipeline_cases()) {
-    const std::string key = str("control.p", p, ".s", steps);
+    const std::string key = fixture_pipeline_key(/*control=*/true, p, steps);
     auto r = fixture_pipeline_request(c, key, ps[p], steps);
     r.condition = condition;
     auto out = pipe->generate(r);
-    EXPECT_TRUE(close_nmse(out.latent, c.tensor(key + ".latent"), kFp32Nmse)) << key;
-    if (c.contains(key + ".image")) {
-      EXPECT_TRUE(close_nmse((out.image * 0.5 + 0.5).clamp(0, 1), c.tensor(key + ".image"), kFp32Nmse)) << key;
-    }
+    expect_fixture_case_close(out, c, key, kFp32Nmse);
     // The condition is encoded once and reused for every later request.
     if (!(p == 0 && steps == 1)) {
       EXPECT_TRUE(out.times.condition_cached) << key;
@@ -63,8 +58,8 @@ TEST(PipelineParity, WithControlNetMatchesReference) {
   }
   // The ControlNet matters: without the condition the result is the plain pipeline's.
   auto plain = pipe->generate(fixture_pipeline_request(c, "plain.p0.s2", ps[0], 2));
-  EXPECT_TRUE(close_nmse(plain.latent, c.tensor("plain.p0.s2.latent"), kFp32Nmse));
-  EXPECT_GT(sprint::test::nmse(c.tensor("plain.p0.s2.latent"), c.tensor("control.p0.s2.latent")), 1e-4);
+  EXPECT_TRUE(close_nmse(plain.latent, c["plain.p0.s2.latent"], kFp32Nmse));
+  EXPECT_GT(sprint::test::nmse(c["plain.p0.s2.latent"], c["control.p0.s2.latent"]), 1e-4);
 }
 
 // The full computation (every text column, as diffusers does it) against the same references: the default path

@@ -18,13 +18,12 @@ using sprint::test::fixture_path;
 namespace {
 constexpr double kFp32Nmse = 1e-10;
 
-struct Fixture {
-  safetensors::Archive s = safetensors::Archive::open(fixture_path("transformer/sampler_cases.safetensors"));
+struct Fixture : sprint::test::FixtureCases {
+  Fixture() : FixtureCases("transformer/sampler_cases.safetensors") {}
   SanaTransformer2DModel model = load_transformer(fixture_path("transformer/tiny_sprint/transformer"));
-  torch::Tensor operator[](const std::string& k) const { return s.tensor(k); }
 
   FlowModel flow(double guidance_scale) {
-    auto enc = s.tensor("enc"), mask = s.tensor("mask");
+    auto enc = (*this)["enc"], mask = (*this)["mask"];
     // diffusers: guidance = full(guidance_scale) cast to the text dtype, then times guidance_embeds_scale.
     auto g = torch::full({enc.size(0)}, guidance_scale, torch::kFloat32) * model->config.guidance_embeds_scale;
     return [this, enc, mask, g](const torch::Tensor& x, const torch::Tensor& t) {

@@ -24,14 +24,14 @@
 using namespace sprint;
 using sprint::test::close_nmse;
 using sprint::test::fixture_path;
+using sprint::test::FixtureCases;
 using sprint::test::nmse;
 
 namespace {
 constexpr double kFp32Nmse = 1e-10;
 
-struct Cases {
-  safetensors::Archive a = safetensors::Archive::open(fixture_path("text_encoder/forward_cases.safetensors"));
-  torch::Tensor operator[](const std::string& k) const { return a.tensor(k); }
+struct Cases : FixtureCases {
+  Cases() : FixtureCases("text_encoder/forward_cases.safetensors") {}
 };
 
 std::string model_dir() { return fixture_path("text_encoder/tiny_gemma2/text_encoder"); }
@@ -45,8 +45,7 @@ Gemma2Model load_with(const Gemma2Config& config) {
 }
 
 ::testing::AssertionResult matches(const torch::Tensor& out, const torch::Tensor& ref, const char* what) {
-  std::printf("[ text encoder ] %-40s nmse %.3g\n", what, nmse(out, ref));
-  return close_nmse(out, ref, kFp32Nmse);
+  return sprint::test::close_nmse_printed(str("text encoder: ", what), out, ref, kFp32Nmse);
 }
 }  // namespace
 

@@ -13,13 +13,13 @@
 using namespace sprint;
 using sprint::test::close_nmse;
 using sprint::test::fixture_path;
+using sprint::test::FixtureCases;
 
 namespace {
 constexpr double kFp32Nmse = 1e-10;
 
-struct Cases {
-  safetensors::Archive a = safetensors::Archive::open(fixture_path("transformer/forward_cases.safetensors"));
-  torch::Tensor operator[](const std::string& k) const { return a.tensor(k); }
+struct Cases : FixtureCases {
+  Cases() : FixtureCases("transformer/forward_cases.safetensors") {}
 };
 
 SanaTransformer2DModel load(const std::string& name) {

@@ -15,16 +15,15 @@
 #include "test_util.h"
 
 using namespace sprint;
-using sprint::test::close_nmse;
+using sprint::test::close_nmse_printed;
 using sprint::test::fixture_path;
-using sprint::test::nmse;
+using sprint::test::FixtureCases;
 
 namespace {
 constexpr double kFp32Nmse = 1e-10;
 
-struct Cases {
-  safetensors::Archive a = safetensors::Archive::open(fixture_path("vae/cases.safetensors"));
-  torch::Tensor operator[](const std::string& k) const { return a.tensor(k); }
+struct Cases : FixtureCases {
+  Cases() : FixtureCases("vae/cases.safetensors") {}
 };
 
 // Set up as the pipeline sets it up by default (PipelineOptions::fast_cpu_vae): the CPU engine.
@@ -35,8 +34,7 @@ AutoencoderDC load(const std::string& name) {
 }
 
 void check(const torch::Tensor& out, const torch::Tensor& ref, const std::string& what) {
-  std::printf("  %-16s NMSE %.3e\n", what.c_str(), nmse(out, ref));
-  EXPECT_TRUE(close_nmse(out, ref, kFp32Nmse)) << what;
+  EXPECT_TRUE(close_nmse_printed(what, out, ref, kFp32Nmse)) << what;
 }
 }  // namespace
 

@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <sstream>
 
@@ -14,6 +15,8 @@ namespace fs = std::filesystem;
 namespace sprint::test {
 
 std::string fixture_path(const std::string& relative) { return std::string(SPRINT_FIXTURES_DIR) + "/" + relative; }
+
+FixtureCases::FixtureCases(const std::string& relative) : archive_(safetensors::Archive::open(fixture_path(relative))) {}
 
 std::string artifact_path(const std::string& relative) {
   fs::path p = fs::path(SPRINT_ARTIFACTS_DIR) / relative;
@@ -70,6 +73,12 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return ::testing::AssertionFailure() << os.str();
 }
 
+::testing::AssertionResult close_nmse_printed(const std::string& what, const torch::Tensor& actual,
+                                              const torch::Tensor& reference, double tol) {
+  std::printf("[ metric   ] %-40s NMSE %.3e\n", what.c_str(), nmse(actual, reference));
+  return close_nmse(actual, reference, tol);
+}
+
 std::vector<std::string> fixture_pipeline_prompts() {
   return read_json_file(fixture_path("pipeline/prompts.json")).get<std::vector<std::string>>();
 }
@@ -79,12 +88,18 @@ const std::vector<std::pair<int, int>>& fixture_pipeline_cases() {
   return cases;
 }
 
-GenerateRequest fixture_pipeline_request(const safetensors::Archive& cases, const std::string& key,
-                                         const std::string& prompt, int steps) {
+FixtureCases fixture_pipeline_references() { return FixtureCases("pipeline/cases.safetensors"); }
+
+std::string fixture_pipeline_key(bool control, int prompt, int steps) {
+  return str(control ? "control" : "plain", ".p", prompt, ".s", steps);
+}
+
+GenerateRequest fixture_pipeline_request(const FixtureCases& cases, const std::string& key, const std::string& prompt,
+                                         int steps) {
   GenerateRequest r;
   r.prompt = prompt;
   r.steps = steps;
-  r.seed = static_cast<uint64_t>(cases.tensor(key + ".seed").item<int64_t>());
+  r.seed = static_cast<uint64_t>(cases[key + ".seed"].item<int64_t>());
   r.width = r.height = 64;
   r.guidance = 4.5;
   return r;
@@ -106,24 +121,31 @@ GenerateRequest bundled_apple_request(uint64_t seed) {
   return r;
 }
 
+void expect_fixture_case_close(const GenerateResult& out, const FixtureCases& cases, const std::string& key,
+                               double tol) {
+  EXPECT_TRUE(close_nmse(out.latent, cases[key + ".latent"], tol)) << key;
+  if (cases.contains(key + ".image"))
+    EXPECT_TRUE(close_nmse((out.image * 0.5 + 0.5).clamp(0, 1), cases[key + ".image"], tol)) << key;
+}
+
 std::vector<FixtureCaseError> fixture_pipeline_errors(const PipelineOptions& options) {
-  auto c = safetensors::Archive::open(fixture_path("pipeline/cases.safetensors"));
+  const auto c = fixture_pipeline_references();
   const auto prompts = fixture_pipeline_prompts();
   auto pipe = Pipeline::load(fixture_path("pipeline/tiny_pipeline"), options);
-  const GenerateCondition condition{c.tensor("condition_map").clone(), c.tensor("control_scale").item<double>(), 1};
+  const GenerateCondition condition{c["condition_map"].clone(), c["control_scale"].item<double>(), 1};
   std::vector<FixtureCaseError> errors;
   for (const bool control : {false, true}) {
     for (auto [p, steps] : fixture_pipeline_cases()) {
-      const std::string plain_key = str("plain.p", p, ".s", steps);
-      const std::string key = str(control ? "control" : "plain", ".p", p, ".s", steps);
+      const std::string plain_key = fixture_pipeline_key(false, p, steps);
+      const std::string key = fixture_pipeline_key(control, p, steps);
       auto r = fixture_pipeline_request(c, key, prompts.at(static_cast<size_t>(p)), steps);
       if (control) r.condition = condition;
       auto out = pipe->generate(r);
       FixtureCaseError e;
       e.key = key;
-      e.latent = nmse(out.latent, c.tensor(key + ".latent"));
-      if (c.contains(key + ".image")) e.image = nmse((out.image * 0.5 + 0.5).clamp(0, 1), c.tensor(key + ".image"));
-      if (control) e.latent_vs_plain = nmse(out.latent, c.tensor(plain_key + ".latent"));
+      e.latent = nmse(out.latent, c[key + ".latent"]);
+      if (c.contains(key + ".image")) e.image = nmse((out.image * 0.5 + 0.5).clamp(0, 1), c[key + ".image"]);
+      if (control) e.latent_vs_plain = nmse(out.latent, c[plain_key + ".latent"]);
       errors.push_back(e);
     }
   }

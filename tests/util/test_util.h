@@ -17,6 +17,18 @@ std::string fixture_path(const std::string& relative);   // tests/fixtures/<rela
 std::string artifact_path(const std::string& relative);  // <build>/test-artifacts/<relative>, folders created
 std::string temp_dir(const std::string& tag);            // fresh empty folder under the build tree
 
+// The reference tensors of a fixture archive: tests/fixtures/<relative>, a .safetensors file written by a
+// tests/fixtures/fx_*.py generator. cases["key"] is one tensor.
+class FixtureCases {
+ public:
+  explicit FixtureCases(const std::string& relative);
+  torch::Tensor operator[](const std::string& key) const { return archive_.tensor(key); }
+  bool contains(const std::string& key) const { return archive_.contains(key); }
+
+ private:
+  safetensors::Archive archive_;
+};
+
 // A tiny Sprint transformer config (D = 8, guidance embeds, QK norm, 4 latent and 6 caption channels) for tests
 // that need a real network but no reference values.
 TransformerConfig tiny_sprint_config(int num_layers = 2);
@@ -28,13 +40,23 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b);
 // gtest assertion: same shape, all finite, NMSE <= tol. On failure prints shape, NMSE, max abs diff and the
 // first differing values.
 ::testing::AssertionResult close_nmse(const torch::Tensor& actual, const torch::Tensor& reference, double tol);
+// close_nmse, after printing the NMSE as "[ metric   ] <what> NMSE <value>" (the parity suites' figures).
+::testing::AssertionResult close_nmse_printed(const std::string& what, const torch::Tensor& actual,
+                                              const torch::Tensor& reference, double tol);
 
 // The tiny fixture pipeline's reference cases (tests/fixtures/pipeline, made by fx_pipeline.py): the prompts, the
-// (prompt index, steps) pairs, and the request of case `key` ("plain.p0.s1", ...: its seed, 64 x 64, guidance 4.5).
+// (prompt index, steps) pairs, the reference tensors, the key of a case ("plain.p0.s1", "control.p1.s2", ...) and
+// its request (its seed, 64 x 64, guidance 4.5).
 std::vector<std::string> fixture_pipeline_prompts();
 const std::vector<std::pair<int, int>>& fixture_pipeline_cases();
-GenerateRequest fixture_pipeline_request(const safetensors::Archive& cases, const std::string& key,
-                                         const std::string& prompt, int steps);
+FixtureCases fixture_pipeline_references();
+std::string fixture_pipeline_key(bool control, int prompt, int steps);
+GenerateRequest fixture_pipeline_request(const FixtureCases& cases, const std::string& key, const std::string& prompt,
+                                         int steps);
+// gtest expectations on one generated case against its reference: the latent and, where the fixture holds one, the
+// image in [0, 1], each NMSE <= tol.
+void expect_fixture_case_close(const GenerateResult& out, const FixtureCases& cases, const std::string& key,
+                               double tol);
 
 // The tiny fixture pipeline (tests/fixtures/pipeline, made by diffusers' SanaSprintPipeline) run with `options`
 // (device, dtype) over its reference cases, plain and with the ControlNet. Per case key ("plain.p0.s1",
