@@ -27,6 +27,7 @@ apt_packages=(
   libimgui-dev libglfw3-dev libepoxy-dev libopencv-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev
   libspdlog-dev libfmt-dev libpng-dev libgtest-dev libgmock-dev libbenchmark-dev libicu-dev libgloo-dev
   xvfb xauth libgl1-mesa-dri mesa-utils fonts-noto-color-emoji python3-emoji ruby-gemojione librsvg2-bin
+  clang libclang-rt-14-dev
 )
 
 install_apt() {
@@ -109,7 +110,7 @@ case "$cmd" in
         # Before the bundled model is built (./bootstrap.sh model): the tiny random-weight pipeline of the parity
         # fixtures (it exercises every stage; the picture is noise).
         set -- --model "$here/tests/fixtures/pipeline/tiny_pipeline" --prompt "a red fox in the snow" \
-               --size 256x256 --steps 2 --seed 0 --out "$here/out/sprint.png"
+               --size 128x128 --steps 2 --seed 0 --out "$here/out/sprint.png"
       fi
     fi
     exec "$build/bin/sprint-generate" "$@"

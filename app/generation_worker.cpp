@@ -110,7 +110,7 @@ void GenerationWorker::run() {
   } catch (const std::exception& e) {
     {
       std::lock_guard lock(mutex_);
-      load_error_ = str("error loading model '", model_dir_, "': ", e.what());
+      load_error_ = str("error loading model '", model_dir_, "': ", message_of(e));
     }
     state_ = State::Failed;
     if (wake_) wake_();
@@ -132,7 +132,7 @@ void GenerationWorker::run() {
       r.job_id = job->id;
       r.final = job->final;
       r.key = job->key;
-      r.error = e.what();
+      r.error = message_of(e);
     }
     publish(std::move(r));
     slot_.finish();  // after publish: idle() implies the frame is visible to take_result()

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "sprint/error.h"
 #include "studio.h"
 
 namespace sprint {
@@ -64,7 +65,7 @@ bool HeadlessDriver::play(double dt_s, ReplayPlayer::Target& target) {
   try {
     replay_->advance(dt_s, target);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "sprint-studio: replay: %s\n", e.what());
+    std::fprintf(stderr, "sprint-studio: replay: %s\n", message_of(e).c_str());
     exit_code_ = 1;
   }
   return target.pen_up;
@@ -94,7 +95,7 @@ void HeadlessDriver::finish(const std::function<void(const std::string&)>& write
     if (generation_errors > 0)
       std::fprintf(stderr, "sprint-studio: %llu generation error(s)\n", static_cast<unsigned long long>(generation_errors));
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "sprint-studio: %s\n", e.what());
+    std::fprintf(stderr, "sprint-studio: %s\n", message_of(e).c_str());
     exit_code_ = 1;
   }
 }

@@ -50,7 +50,7 @@ std::string ImportController::start(const std::string& path, ImportMode mode, co
       out.sketch = import_sketch_pixels(png.pixels, "importing '" + path + "'", canvas.width, canvas.height, m,
                                         canvas.pen_radius, m == ImportMode::Photo ? hed_.get() : nullptr);
     } catch (const std::exception& e) {
-      out.error = e.what();
+      out.error = message_of(e);
     }
     out.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     return out;

@@ -3,9 +3,11 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
+#include "sprint/config.h"
 #include "sprint/error.h"
 #include "sprint/generation_settings.h"
 
@@ -18,6 +20,7 @@ ReplayEvent parse_event(const nlohmann::json& j, const std::filesystem::path& ba
   ReplayEvent e;
   SPRINT_CHECK(j.is_object(), "an event must be an object");
   e.t = j.value("t", -1.0);
+  SPRINT_CHECK(e.t <= 7 * 24 * 3600.0, "event time t = ", e.t, " s is past a week");
   const std::string type = j.at("type").get<std::string>();
   if (type == "prompt") {
     e.type = T::Prompt;
@@ -34,17 +37,28 @@ ReplayEvent parse_event(const nlohmann::json& j, const std::filesystem::path& ba
       SPRINT_CHECK(std::find(std::begin(kPanelNames), std::end(kPanelNames), e.text) != std::end(kPanelNames),
                    "unknown setting '", e.text, "'");
       SPRINT_CHECK(e.value.is_number() || e.value.is_boolean(), "setting '", e.text, "' needs a number or true/false");
+      if (e.text == "brush_radius")  // the controls panel's range, in canvas pixels
+        SPRINT_CHECK(e.value.is_number() && e.value.get<double>() >= 0.5 && e.value.get<double>() <= 64,
+                     "brush_radius ", e.value.dump(), " must be from 0.5 to 64 px");
     }
   } else if (type == "stroke" || type == "mouse_stroke") {
     e.type = type == "stroke" ? T::Stroke : T::MouseStroke;
     for (const auto& p : j.at("points")) {
-      SPRINT_CHECK(p.is_array() && p.size() == 2, "a stroke point must be [x, y]");
-      e.points.push_back({p[0].get<float>(), p[1].get<float>()});
+      SPRINT_CHECK(p.is_array() && p.size() == 2 && p[0].is_number() && p[1].is_number(),
+                   "a stroke point must be [x, y] with two numbers, not ", p.dump().substr(0, 80));
+      const double x = p[0].get<double>(), y = p[1].get<double>();
+      // Canvas fractions; a little outside the canvas is a pen leaving it, far outside is a broken file.
+      SPRINT_CHECK(std::abs(x) <= 100 && std::abs(y) <= 100, "stroke point [", x, ", ", y,
+                   "] is far outside the canvas (coordinates are fractions of it, 0 to 1)");
+      e.points.push_back({static_cast<float>(x), static_cast<float>(y)});
     }
     SPRINT_CHECK(!e.points.empty(), "a stroke needs at least one point");
+    SPRINT_CHECK(e.points.size() <= 100000, "a stroke has ", e.points.size(), " points, more than 100000");
     e.radius = j.value("radius", e.radius);
+    SPRINT_CHECK(e.radius > 0 && e.radius <= 1, "stroke radius ", e.radius, " must be in (0, 1] (a canvas fraction)");
     e.eraser = j.value("eraser", false);
     e.duration = j.value("duration", e.duration);
+    SPRINT_CHECK(e.duration >= 0 && e.duration <= 3600, "stroke duration ", e.duration, " must be 0 to 3600 seconds");
   } else if (type == "undo") {
     e.type = T::Undo;
   } else if (type == "redo") {
@@ -59,7 +73,7 @@ ReplayEvent parse_event(const nlohmann::json& j, const std::filesystem::path& ba
   } else if (type == "pause") {
     e.type = T::Pause;
     e.duration = j.at("seconds").get<double>();
-    SPRINT_CHECK(e.duration >= 0, "pause seconds must be >= 0");
+    SPRINT_CHECK(e.duration >= 0 && e.duration <= 3600, "pause seconds ", e.duration, " must be 0 to 3600");
   } else if (type == "import") {
     e.type = T::Import;
     const std::filesystem::path p = j.at("path").get<std::string>();
@@ -69,8 +83,10 @@ ReplayEvent parse_event(const nlohmann::json& j, const std::filesystem::path& ba
                  "import mode '", e.mode, "': expected auto, sketch, picture or photo");
   } else if (type == "select_history" || type == "export_history") {
     e.type = type == "select_history" ? T::SelectHistory : T::ExportHistory;
-    const int index = j.value("index", 0);
-    SPRINT_CHECK(index >= 0, "history index must be >= 0");
+    const auto& jindex = j.contains("index") ? j.at("index") : nlohmann::json(0);
+    SPRINT_CHECK(jindex.is_number_integer() && jindex.get<int64_t>() >= 0 && jindex.get<int64_t>() < 4096,
+                 "history index ", jindex.dump(), " must be a whole number from 0 to 4095");
+    const int index = jindex.get<int>();
     e.index = static_cast<size_t>(index);
     e.text = j.value("suffix", str("history", index));
   } else {
@@ -82,14 +98,8 @@ ReplayEvent parse_event(const nlohmann::json& j, const std::filesystem::path& ba
 }  // namespace
 
 std::vector<ReplayEvent> load_replay(const std::string& path) {
-  std::ifstream in(path);
-  SPRINT_CHECK(in, "cannot open replay file '", path, "'");
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    throw Error(str("replay file '", path, "' is not valid JSON: ", e.what()));
-  }
+  // A regular file of bounded size and nesting (read_json_file); errors name the file.
+  const nlohmann::json doc = with_context("replay file", [&] { return read_json_file(path); });
   std::vector<ReplayEvent> events;
   const auto& list = doc.is_array() ? doc : doc.at("events");
   for (size_t i = 0; i < list.size(); ++i) {

@@ -18,6 +18,7 @@
 
 #include "settings_cli.h"
 #include "sprint/app/canvas_size.h"
+#include "sprint/atomic_file.h"
 #include "sprint/error.h"
 #include "sprint/generation_settings.h"
 #include "sprint/hed.h"
@@ -25,6 +26,7 @@
 #include "sprint/pipeline.h"
 #include "sprint/runtime.h"
 #include "sprint/scribble.h"
+#include "sprint/strict_parse.h"
 
 namespace fs = std::filesystem;
 using namespace sprint;
@@ -35,6 +37,8 @@ struct Options {
   GenerationSettings settings;
   std::string sketch, image, hed, from, out = "sprint.png", device = "auto", save_condition;
   int threads = 0;
+  int64_t max_image_pixels = kDefaultMaxImagePixels;
+  torch::Tensor recorded_condition;  // --from: the condition map embedded in the PNG, (H, W) uint8
   bool no_binning = false;
 };
 
@@ -50,21 +54,43 @@ torch::Tensor resample_sketch(torch::Tensor img, int64_t h, int64_t w) {
 }
 
 // Settings stored by an earlier run; explicit command-line options win.
+// The PNG records the model folder's name: a folder of that name here, or among the bundled models.
+std::string find_recorded_model(const std::string& name, const std::string& from) {
+  if (name.empty() || fs::is_directory(name)) return name;
+  const fs::path bundled = fs::path(SPRINT_MODELS_DIR) / fs::path(name).filename();
+  SPRINT_CHECK(fs::is_directory(bundled), "--from '", from, "' was made with the model '", name,
+               "', which is neither a folder here nor a bundled model: pass --model FOLDER");
+  return bundled.string();
+}
+
 void apply_from(Options& o, const CLI::App& app) {
-  const auto text = read_png(o.from).text;
-  const auto saved = settings_from_png_text(text, "--from '" + o.from + "'");
+  const std::string what = "--from '" + o.from + "'";
+  const auto text = read_png(o.from, o.max_image_pixels).text;
+  const auto saved = settings_from_png_text(text, what);
   apply_recorded_settings(app, text, saved.settings, o.settings);
-  if (!app.count("--sketch") && !app.count("--image")) {
-    o.sketch = saved.sketch;
-    o.image = saved.image;
+  if (!app.count("--model"))
+    o.settings.model = find_recorded_model(saved.settings.model, o.from);
+  if (app.count("--sketch") || app.count("--image")) return;
+  if (!saved.condition_png.empty()) {
+    // The condition the model saw is inside the PNG: the picture alone re-runs with its sketch.
+    auto map = decode_png(saved.condition_png, what + " sprint:condition", o.max_image_pixels).pixels;
+    SPRINT_CHECK(map.size(2) == 1, what, ": sprint:condition must be a grey picture");
+    o.recorded_condition = map.squeeze(-1).contiguous();
+  } else if (!saved.sketch.empty() || !saved.image.empty()) {
+    // Older pictures name their sketch: look next to the PNG.
+    const std::string name = saved.sketch.empty() ? saved.image : saved.sketch;
+    const fs::path next_to = fs::path(o.from).parent_path() / name;
+    SPRINT_CHECK(fs::exists(next_to), what, " was made from '", name, "', which is not next to it: pass --sketch or --image");
+    (saved.sketch.empty() ? o.image : o.sketch) = next_to.string();
   }
 }
 
 // The condition map of --sketch or --image at the model's sketch canvas; undefined without either.
 torch::Tensor condition_map(const Options& o, const Pipeline& pipe, int canvas_w, int canvas_h) {
+  if (o.recorded_condition.defined() && o.sketch.empty() && o.image.empty()) return o.recorded_condition;
   if (!o.sketch.empty()) {
     return with_context("--sketch '" + o.sketch + "'", [&] {
-      torch::Tensor sketch = read_png(o.sketch).pixels;
+      torch::Tensor sketch = read_png(o.sketch, o.max_image_pixels).pixels;
       if (pipe.prompt_options().sketch_canvas > 0 && (sketch.size(0) != canvas_h || sketch.size(1) != canvas_w)) {
         std::fprintf(stderr, "note: resampling the %lldx%lld sketch to the model's sketch canvas %dx%d\n",
                      static_cast<long long>(sketch.size(1)), static_cast<long long>(sketch.size(0)), canvas_w, canvas_h);
@@ -78,7 +104,7 @@ torch::Tensor condition_map(const Options& o, const Pipeline& pipe, int canvas_w
   if (!o.hed.empty()) hed = load_hed(o.hed);
   else std::fprintf(stderr, "note: no --hed weights given: using the OpenCV soft-edge detector instead of HED\n");
   return with_context("--image '" + o.image + "'", [&] {
-    return photo_to_scribble(read_png(o.image).pixels, hed ? hed.get() : nullptr, o.settings.thickness,
+    return photo_to_scribble(read_png(o.image, o.max_image_pixels).pixels, hed ? hed.get() : nullptr, o.settings.thickness,
                              std::min(canvas_w, canvas_h));
   });
 }
@@ -88,6 +114,13 @@ int run(Options o, const CLI::App& app) {
   GenerationSettings& s = o.settings;
   SPRINT_CHECK(!s.model.empty(), "--model is required (or --from a PNG written by sprint-generate)");
   SPRINT_CHECK(o.sketch.empty() || o.image.empty(), "give --sketch or --image, not both");
+  // Output names are checked before the model loads, so a bad one fails in a moment, not after the picture.
+  require_png_name(o.out, "--out");
+  check_replaceable(o.out);
+  if (!o.save_condition.empty()) {
+    require_png_name(o.save_condition, "--save-condition");
+    check_replaceable(o.save_condition);
+  }
   const int threads = init_threads(o.threads);
 
   PipelineOptions po;
@@ -119,13 +152,13 @@ int run(Options o, const CLI::App& app) {
   std::fprintf(stderr, "total %.1f ms (tokenize %.1f, text encoder %.1f, condition %.1f, transformer %.1f, decode %.1f)\n",
                t.total_ms, t.tokenize_ms, t.text_encoder_ms, t.condition_ms, t.transformer_ms, t.decode_ms);
 
-  SettingsRecord saved;
+  SettingsRecord saved;  // names only (to_png_text), and the condition itself
   saved.settings = s;
-  saved.settings.model = fs::absolute(s.model).lexically_normal().string();
   saved.software = "Sprint Studio sprint-generate";
   saved.controlled = map.defined();
-  if (!o.sketch.empty()) saved.sketch = fs::absolute(o.sketch).string();
-  if (!o.image.empty()) saved.image = fs::absolute(o.image).string();
+  saved.sketch = o.sketch;
+  saved.image = o.image;
+  if (map.defined()) saved.condition_png = encode_png(map.unsqueeze(-1).contiguous());
   write_png(o.out, to_uint8_image(result.image), to_png_text(saved));
   std::fprintf(stderr, "wrote %s (%dx%d, seed %llu, %d threads)\n", o.out.c_str(), width, height,
                static_cast<unsigned long long>(s.seed), threads);
@@ -147,13 +180,29 @@ int main(int argc, char** argv) {
   app.add_option("--out", o.out, "output PNG")->capture_default_str();
   app.add_option("--save-condition", o.save_condition, "also write the condition map the model sees (PNG)");
   app.add_option("--from", o.from, "re-run the settings stored in a PNG written by sprint-generate");
-  app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  app.add_option("--threads", o.threads, "CPU threads (0 = all cores)")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& s) { return s.empty() ? std::string("empty: use auto, cpu, cuda or cuda:N") : std::string(); },
+          "DEVICE"));
+  add_integer_option(app, "--threads", o.threads, "CPU threads (0 = all cores)", 0, kMaxThreads);
+  app.add_option_function<std::string>(
+         "--max-image-pixels",
+         [&o](const std::string& text) {
+           try {
+             o.max_image_pixels = parse_integer(text, "--max-image-pixels", 1, int64_t{1} << 34);
+           } catch (const std::exception& e) {
+             throw CLI::ValidationError(e.what());
+           }
+         },
+         "largest --sketch/--image/--from picture read, in pixels (refused before decoding)")
+      ->default_str(std::to_string(o.max_image_pixels));
+  set_one_line_failures(app, "sprint-generate");
+  if (const int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
   try {
     return run(o, app);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "sprint-generate: error: %s\n", e.what());
+    std::fprintf(stderr, "sprint-generate: error: %s\n", message_of(e).c_str());
     return 1;
   }
 }

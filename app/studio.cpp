@@ -106,7 +106,7 @@ void Studio::on_model_ready() {
       const auto probe = torch::zeros({height_, width_, 3}, torch::TensorOptions().dtype(torch::kUInt8).device(info_->device));
       if (interop_.upload(output_tex_, probe)) std::fprintf(stderr, "sprint-studio: CUDA-GL interop ready\n");
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "sprint-studio: CUDA-GL interop unavailable (%s); frames are copied through the CPU\n", e.what());
+      std::fprintf(stderr, "sprint-studio: CUDA-GL interop unavailable (%s); frames are copied through the CPU\n", message_of(e).c_str());
     }
   }
   if (const std::string notice = import_.start_pending(*import_canvas()); !notice.empty()) {
@@ -545,7 +545,7 @@ void Studio::save_frame_from_ui(const ShownFrame& f, const std::string& path) {
     save_frame(f, path);
     notice_ = "wrote " + path;
   } catch (const std::exception& e) {
-    notice_ = str("export failed: ", e.what());
+    notice_ = str("export failed: ", message_of(e));
   }
 }
 
@@ -554,7 +554,7 @@ void Studio::save_frame(const ShownFrame& f, const std::string& path) {
   auto pixels = torch::from_blob(const_cast<uint8_t*>(f.rgb.data()), {f.height, f.width, 3}, torch::kUInt8).clone();
   SettingsRecord saved;
   saved.settings = f.key.settings;
-  saved.settings.model = fs::absolute(options_.settings.model).lexically_normal().string();
+  saved.settings.model = options_.settings.model;  // recorded by name (to_png_text)
   saved.software = "Sprint Studio sprint-studio";
   if (info_ && info_->has_controlnet && f.canvas) {
     saved.controlled = true;
@@ -563,7 +563,7 @@ void Studio::save_frame(const ShownFrame& f, const std::string& path) {
     const std::string sketch = with_suffix(path, "sketch");
     write_png(sketch, torch::from_blob(const_cast<uint8_t*>(f.canvas->data()), {f.canvas_height, f.canvas_width, 1},
                                        torch::kUInt8));
-    saved.sketch = fs::absolute(sketch).lexically_normal().string();
+    saved.sketch = sketch;  // recorded by name: sprint-generate --from finds it next to the PNG
   }
   write_png(path, pixels, to_png_text(saved));
   std::fprintf(stderr, "sprint-studio: wrote %s\n", path.c_str());

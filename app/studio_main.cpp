@@ -20,11 +20,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
 
 #include "settings_cli.h"
+#include "sprint/error.h"
 #include "sprint/runtime.h"
 #include "studio.h"
 
@@ -154,7 +156,7 @@ int run(const StudioOptions& options, int threads, int win_w, int win_h, const s
       }
       code = studio.exit_code();
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "sprint-studio: error: %s\n", e.what());
+      std::fprintf(stderr, "sprint-studio: error: %s\n", message_of(e).c_str());
       code = 1;
     }
     studio.print_report();
@@ -186,16 +188,22 @@ int main(int argc, char** argv) {
   CLI::App app{"sprint-studio: live sketch-to-image with SANA-Sprint + ControlNet"};
   // The initial settings (the live loop samples with the steps' default schedule: no --timesteps).
   add_settings_flags(app, o.settings, {"timesteps"});
-  app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& s) { return s.empty() ? std::string("empty: use auto, cpu, cuda or cuda:N") : std::string(); },
+          "DEVICE"));
   app.add_option("--replay", o.replay, "play recorded input events (JSON) after the model has loaded");
   app.add_option("--screenshot", o.screenshot, "write a PNG of the window when the run ends");
   app.add_option("--save-output", o.save_output, "write the last generated frame (PNG with settings) when the run ends");
   app.add_option("--output-dir", o.output_dir, "folder for the 'Save output PNG' button")->capture_default_str();
-  app.add_option("--frames", o.frames, "exit after this many UI frames (0 = run until closed)")->capture_default_str();
+  add_integer_option(app, "--frames", o.frames, "exit after this many UI frames (0 = run until closed)", 0, INT_MAX);
   app.add_flag("--exit-after-replay", o.exit_after_replay, "exit once the replay has played and its last frame is shown");
-  app.add_option("--timeout", o.timeout_s, "headless runs (--replay/--frames) fail after this many seconds")->capture_default_str();
+  add_decimal_option(app, "--timeout", o.timeout_s, "headless runs (--replay/--frames) fail after this many seconds", 1,
+                     7 * 24 * 3600.0);
   app.add_option("--shaders", o.shaders, "folder with the GLSL files")->capture_default_str();
-  app.add_option("--threads", threads, "CPU threads for the model (0 = all cores but one, or $SPRINT_THREADS)")->capture_default_str();
+  add_integer_option(app, "--threads", threads, "CPU threads for the model (0 = all cores but one, or $SPRINT_THREADS)",
+                     0, kMaxThreads);
   app.add_option("--window", window, "window size WIDTHxHEIGHT")->capture_default_str();
   app.add_option("--import", o.import_path, "PNG to start from: a sketch, a flat picture or a photo (File > Import image)");
   app.add_option("--import-mode", o.import_mode, "how --import reads the picture: auto, sketch, picture or photo")
@@ -203,32 +211,32 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "sketch", "picture", "photo"}));
   app.add_option("--hed", o.hed, "HED weights (safetensors) for importing photos; without them an OpenCV soft-edge "
                                  "detector is used");
-  app.add_option("--history", o.history_size, "frames kept in the history strip")->capture_default_str()->check(CLI::Range(1, 256));
-  app.add_option("--bench-frames", o.bench_frames,
-                 "draw scripted strokes (or play --replay) and exit after this many UI frames with the timing report")
-      ->capture_default_str();
+  add_integer_option(app, "--history", o.history_size, "frames kept in the history strip", 1, 256);
+  add_integer_option(app, "--bench-frames", o.bench_frames,
+                     "draw scripted strokes (or play --replay) and exit after this many UI frames with the timing report",
+                     0, INT_MAX);
   bool no_adaptive = false;
   app.add_flag("--no-adaptive-steps", no_adaptive, "never draft with fewer steps while drawing");
-  app.add_option("--frame-budget-ms", o.pacing.budget_ms,
-                 "adaptive pacing: frames slower than this (at the chosen steps) draft while drawing")
-      ->capture_default_str();
-  app.add_option("--drawing-steps", o.pacing.drawing_steps, "adaptive pacing: steps of a draft")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 4));
-  app.add_option("--pause", o.pacing.pause_s, "adaptive pacing: seconds without input before refining")
-      ->capture_default_str();
+  add_decimal_option(app, "--frame-budget-ms", o.pacing.budget_ms,
+                     "adaptive pacing: frames slower than this (at the chosen steps) draft while drawing", 0, 60000);
+  add_integer_option(app, "--drawing-steps", o.pacing.drawing_steps, "adaptive pacing: steps of a draft", 1, 4);
+  add_decimal_option(app, "--pause", o.pacing.pause_s, "adaptive pacing: seconds without input before refining", 0,
+                     3600);
   app.add_option("--font", font, "UI font (TTF)")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  set_one_line_failures(app, "sprint-studio");
+  if (const int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
   o.pacing.enabled = !no_adaptive;
-  char x = 0;
-  if (std::sscanf(window.c_str(), "%d%c%d", &win_w, &x, &win_h) != 3 || win_w <= 0 || win_h <= 0) {
-    std::fprintf(stderr, "sprint-studio: --window '%s': expected WIDTHxHEIGHT\n", window.c_str());
-    return 1;
+  try {
+    const ImageSize w = parse_size(window, "--window");
+    win_w = w.width, win_h = w.height;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sprint-studio: error: %s\n", message_of(e).c_str());
+    return 2;
   }
   try {
     return run(o, threads, win_w, win_h, font, mono);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "sprint-studio: error: %s\n", e.what());
+    std::fprintf(stderr, "sprint-studio: error: %s\n", message_of(e).c_str());
     return 1;
   }
 }

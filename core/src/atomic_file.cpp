@@ -17,7 +17,22 @@ namespace fs = std::filesystem;
 
 namespace sprint {
 
+// The rename in commit() replaces whatever has the target's name: a symbolic link itself (not its target), a
+// device node (run as root, "--out /dev/full" would become a PNG), a FIFO. Only regular files may be replaced.
+void check_replaceable(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return;  // absent: created
+  if (S_ISREG(st.st_mode)) return;
+  const char* kind = S_ISLNK(st.st_mode)   ? "a symbolic link (write to the file it points to instead)"
+                     : S_ISDIR(st.st_mode) ? "a folder"
+                     : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO"
+                                            : "not a regular file";
+  throw Error(str("cannot write '", path, "': it exists and is ", kind, "; refusing to rename the new file over it"));
+}
+
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  check_replaceable(path_);
   static std::atomic<uint64_t> counter{0};
   tmp_ = str(path_, ".tmp-", ::getpid(), "-", counter++);
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
@@ -68,6 +83,12 @@ void AtomicFile::commit() {
     const int err = errno;
     ::unlink(tmp_.c_str());
     throw Error(str("cannot write '", path_, "': close failed: ", std::strerror(err)));
+  }
+  try {
+    check_replaceable(path_);  // again: it may have appeared since the constructor
+  } catch (...) {
+    ::unlink(tmp_.c_str());
+    throw;
   }
   if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
     const int err = errno;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <sstream>
 
@@ -27,22 +28,53 @@ void ConfigReader::reject(const std::string& key, const std::string& why) const 
 }
 
 template <typename T>
+struct is_std_vector : std::false_type {};
+template <typename T>
+struct is_std_vector<std::vector<T>> : std::true_type {};
+
+template <typename T>
 T ConfigReader::convert(const std::string& key, const json& v) const {
   used_.insert(key);
   if constexpr (std::is_same_v<T, bool>) {
     if (!v.is_boolean()) reject(key, "expected true or false");
     return v.get<bool>();
   } else if constexpr (std::is_integral_v<T>) {
-    // Accept 3.0 for 3 (some hand-written configs), reject 3.5.
-    if (v.is_number_integer()) return v.get<T>();
-    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) return static_cast<T>(v.get<double>());
+    // Accept 3.0 for 3 (some hand-written configs), reject 3.5, and never wrap: 4294967302 is not 6.
+    constexpr auto lo = std::numeric_limits<T>::min();
+    constexpr auto hi = std::numeric_limits<T>::max();
+    if (v.is_number_unsigned()) {
+      if (v.get<uint64_t>() > static_cast<uint64_t>(hi)) reject(key, str("larger than ", hi));
+      return static_cast<T>(v.get<uint64_t>());
+    }
+    if (v.is_number_integer()) {
+      const int64_t i = v.get<int64_t>();
+      if (std::is_unsigned_v<T> && i < 0) reject(key, "must not be negative");
+      if (!std::is_unsigned_v<T> && (i < static_cast<int64_t>(lo) || i > static_cast<int64_t>(hi)))
+        reject(key, str("out of range (", lo, " to ", hi, ")"));
+      return static_cast<T>(i);
+    }
+    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) {
+      const double d = v.get<double>();
+      // hi + 1 = 2^digits exactly in double; hi itself may round up to it (2^63 - 1 does).
+      const double past_hi = std::ldexp(1.0, std::numeric_limits<T>::digits);
+      if (!(d >= static_cast<double>(lo) && d < past_hi)) reject(key, str("out of range (", lo, " to ", hi, ")"));
+      return static_cast<T>(d);
+    }
     reject(key, "expected an integer");
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!v.is_number()) reject(key, "expected a number");
+    if (!std::isfinite(v.get<double>())) reject(key, "must be finite");
     return v.get<T>();
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (!v.is_string()) reject(key, "expected a string");
     return v.get<std::string>();
+  } else if constexpr (is_std_vector<T>::value) {
+    // Element by element, with the same checks (a list entry of 1e9 or 4294967302 is refused too).
+    if (!v.is_array()) reject(key, "expected a list");
+    if (v.size() > 4096) reject(key, "a list of more than 4096 entries");
+    T out;
+    for (const auto& e : v) out.push_back(convert<typename T::value_type>(key, e));
+    return out;
   } else {
     try {
       return v.get<T>();
@@ -75,6 +107,14 @@ std::optional<T> ConfigReader::nullable(const std::string& key) {
   return convert<T>(key, j_.at(key));
 }
 
+void ConfigReader::refuse_unknown(const std::set<std::string>& ignore) const {
+  for (auto it = j_.begin(); it != j_.end(); ++it) {
+    const std::string& k = it.key();
+    if (used_.count(k) || ignore.count(k) || (!k.empty() && k[0] == '_')) continue;
+    throw Error(str(source_, ": unknown key '", k, "' (no setting of this file has that name; remove it or fix its spelling)"));
+  }
+}
+
 void ConfigReader::report_unused(const std::set<std::string>& ignore) const {
   for (auto it = j_.begin(); it != j_.end(); ++it) {
     const std::string& k = it.key();
@@ -102,15 +142,39 @@ template std::optional<double> ConfigReader::nullable<double>(const std::string&
 template std::optional<int> ConfigReader::nullable<int>(const std::string&);
 template std::optional<std::string> ConfigReader::nullable<std::string>(const std::string&);
 
-json read_json_file(const std::string& path) {
+std::string read_small_file(const std::string& path, size_t max_bytes) {
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  SPRINT_CHECK(fs::exists(st), "cannot open '", path, "': no such file");
+  SPRINT_CHECK(fs::is_regular_file(st), "cannot open '", path, "': not a regular file (a ",
+               fs::is_directory(st) ? "folder" : fs::is_fifo(st) ? "FIFO" : fs::is_character_file(st) || fs::is_block_file(st) ? "device" : "special file",
+               ")");
+  const auto size = fs::file_size(path, ec);
+  SPRINT_CHECK(!ec, "cannot read '", path, "': ", ec.message());
+  SPRINT_CHECK(size <= max_bytes, "'", path, "' is ", size, " bytes, more than the ", max_bytes,
+               " this kind of file may have");
   std::ifstream in(path, std::ios::binary);
   SPRINT_CHECK(in.good(), "cannot open '", path, "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
+  std::string bytes(static_cast<size_t>(size), '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  SPRINT_CHECK(in.gcount() == static_cast<std::streamsize>(size), "cannot read '", path, "' (it changed while read)");
+  return bytes;
+}
+
+json read_json_file(const std::string& path) {
+  const std::string text = read_small_file(path);
   try {
-    return json::parse(ss.str());
+    // Nesting deeper than any config needs is refused while parsing: printing or freeing a value nested 100000 deep
+    // recurses that deep and overflows the stack.
+    constexpr int kMaxDepth = 64;
+    return json::parse(text, [&](int depth, json::parse_event_t, json&) {
+      if (depth > kMaxDepth) throw Error(str("'", path, "' nests JSON values more than ", kMaxDepth, " deep"));
+      return true;
+    });
   } catch (const json::parse_error& e) {
     throw Error(str("'", path, "' is not valid JSON (byte ", e.byte, "): ", e.what()));
+  } catch (const json::exception& e) {  // e.g. a number past double's range, -1e400
+    throw Error(str("'", path, "' is not valid JSON: ", e.what()));
   }
 }
 
@@ -142,7 +206,7 @@ TransformerConfig TransformerConfig::from_json(const json& j, const std::string&
   c.timestep_scale = r.optional<double>("timestep_scale", c.timestep_scale);
   double dropout = r.optional<double>("dropout", 0.0);
   if (dropout != 0.0) log_debug(source, ": dropout ", dropout, " is ignored at inference");
-  r.report_unused();
+  r.refuse_unknown();
   c.validate(source);
   return c;
 }
@@ -156,18 +220,26 @@ void TransformerConfig::validate(const std::string& source) const {
   auto bad = [&](const std::string& key, auto value, const std::string& why) {
     throw Error(str(source, ": '", key, "' = ", value, ": ", why));
   };
-  auto positive = [&](const char* key, int v) { if (v <= 0) bad(key, v, "must be > 0"); };
-  positive("in_channels", in_channels);
-  positive("out_channels", out_channels);
-  positive("num_attention_heads", num_attention_heads);
-  positive("attention_head_dim", attention_head_dim);
-  positive("num_cross_attention_heads", num_cross_attention_heads);
-  positive("cross_attention_head_dim", cross_attention_head_dim);
-  positive("caption_channels", caption_channels);
-  positive("patch_size", patch_size);
-  positive("sample_size", sample_size);
-  if (num_layers < 1) bad("num_layers", num_layers, "must be >= 1");
-  if (!(mlp_ratio > 0) || ff_hidden() < 1) bad("mlp_ratio", mlp_ratio, "must give a feed-forward width >= 1");
+  // Upper bounds far above any released model (SANA 4.8B: 2240 wide, 60 layers, 32x32 latents at 1024 px) but
+  // low enough that no product of them overflows an int; whether the model fits memory is check_model_size's job.
+  auto in_range = [&](const char* key, int v, int max) {
+    if (v <= 0 || v > max) bad(key, v, str("must be > 0 and at most ", max));
+  };
+  in_range("in_channels", in_channels, 4096);
+  in_range("out_channels", out_channels, 4096);
+  in_range("num_attention_heads", num_attention_heads, 1024);
+  in_range("attention_head_dim", attention_head_dim, 1024);
+  in_range("num_cross_attention_heads", num_cross_attention_heads, 1024);
+  in_range("cross_attention_head_dim", cross_attention_head_dim, 1024);
+  in_range("caption_channels", caption_channels, 65536);
+  in_range("patch_size", patch_size, 64);
+  in_range("sample_size", sample_size, 256);  // SANA 4K: 128
+  in_range("num_layers", num_layers, 1024);
+  if (!(mlp_ratio > 0) || mlp_ratio > 64 || ff_hidden() < 1)
+    bad("mlp_ratio", mlp_ratio, "must be in (0, 64] and give a feed-forward width >= 1");
+  if (norm_elementwise_affine)
+    bad("norm_elementwise_affine", "true",
+        "only false is supported (every SANA and SANA-Sprint release; the blocks' norms carry no weights)");
   if (!(norm_eps > 0) || norm_eps > 1) bad("norm_eps", norm_eps, "must be in (0, 1]");
   if (cross_attention_dim != inner_dim())
     bad("cross_attention_dim", cross_attention_dim,
@@ -178,7 +250,21 @@ void TransformerConfig::validate(const std::string& source) const {
   if (interpolation_scale.has_value())
     bad("interpolation_scale", *interpolation_scale,
         "sin-cos position embeddings are not supported (every SANA-Sprint release sets it to null)");
-  if (!std::isfinite(guidance_embeds_scale)) bad("guidance_embeds_scale", guidance_embeds_scale, "must be finite");
+  if (!std::isfinite(guidance_embeds_scale) || std::abs(guidance_embeds_scale) > 1000)
+    bad("guidance_embeds_scale", guidance_embeds_scale, "must be a number from -1000 to 1000 (SANA-Sprint: 0.1)");
+  if (!std::isfinite(timestep_scale) || !(timestep_scale > 0) || timestep_scale > 1e4)
+    bad("timestep_scale", timestep_scale, "must be in (0, 10000] (SANA-Sprint: 1.0)");
+}
+
+double TransformerConfig::parameter_estimate() const {
+  const double D = inner_dim(), Dc = cross_inner_dim(), F = ff_hidden(), p2 = double(patch_size) * patch_size;
+  // Per block: self-attention q, k, v, out (4 D^2); cross-attention q and out (D Dc each) and k, v from the
+  // caption (cross_attention_dim x Dc each); the GLU-MBConv feed-forward (D x 2F in, 2F x 9 depthwise, F x D out);
+  // the modulation table. Outside: patch embedding, caption projection, timestep (and guidance) embedding, output.
+  const double block = 4 * D * D + 2 * D * Dc + 2 * double(cross_attention_dim) * Dc + 3 * D * F + 18 * F + 6 * D;
+  const double outside = in_channels * p2 * D + double(caption_channels) * D + D * D + 256 * D + 7 * D * D +
+                         (guidance_embeds ? 256 * D + D * D : 0) + D * p2 * out_channels;
+  return num_layers * block + outside;
 }
 
 json TransformerConfig::to_json() const {

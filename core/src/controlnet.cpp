@@ -59,7 +59,13 @@ ControlNetConfig ControlNetConfig::for_transformer(const TransformerConfig& t, i
   return c;
 }
 
+double ControlNetConfig::parameter_estimate() const {
+  const double D = base.inner_dim();
+  return base.parameter_estimate() + (base.num_layers + 1) * D * D;  // + input_block and one projection per block
+}
+
 SanaControlNetModelImpl::SanaControlNetModelImpl(const ControlNetConfig& c) : config(c) {
+  check_model_size("controlnet", c.parameter_estimate(), "ControlNet config");
   front.build(*this, c.base);
   const int64_t D = c.base.inner_dim();
   input_block = register_module("input_block", nn::Linear(D, D));
@@ -116,6 +122,7 @@ SanaControlNetModel load_controlnet(const std::string& dir, const LoadOptions& o
   return with_context("loading ControlNet from '" + dir + "'", [&] {
     auto config = ControlNetConfig::load(dir);
     auto archive = safetensors::Archive::open(dir);
+    check_model_size("controlnet", config.parameter_estimate(), dir + "/config.json", &archive);
     check_block_count(archive, "transformer_blocks.", config.base.num_layers, dir + "/config.json", "num_layers");
     SanaControlNetModel model(config);
     load_state_dict(*model, archive, options);

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <unistd.h>
+
+#include <cmath>
 #include <map>
 
 #include "sprint/error.h"
@@ -26,6 +29,25 @@ int count_numbered_children(const safetensors::Archive& archive, const std::stri
     }
   }
   return n;
+}
+
+void check_model_size(const std::string& what, double params, const std::string& source,
+                      const safetensors::Archive* archive) {
+  auto gib = [](double bytes) { return str(std::round(bytes / double(1 << 30) * 10) / 10, " GiB"); };
+  const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+  const double memory = page * static_cast<double>(::sysconf(_SC_PHYS_PAGES));
+  const double bytes = params * 4;  // built in float32 before any cast
+  SPRINT_CHECK(std::isfinite(params) && (memory <= 0 || bytes <= memory), source, ": this ", what,
+               " config describes about ", std::llround(params / 1e6), " million parameters (", gib(bytes),
+               " in float32), more than this machine's ", gib(memory), " of memory; check its layer counts and widths");
+  if (!archive) return;
+  double held = 0;
+  for (const auto& key : archive->keys()) held += static_cast<double>(archive->info(key).numel());
+  // The estimate is within a small factor; twice what the file holds (plus a margin for tiny test models) is a
+  // config that cannot be the one the weights were saved with.
+  SPRINT_CHECK(params <= 2 * held + 1e6, source, ": this ", what, " config describes about ",
+               std::llround(params / 1e6), " million parameters but ", archive->source(), " holds ",
+               std::llround(held / 1e6), " million; the config's layer counts or widths do not match the weights");
 }
 
 void check_block_count(const safetensors::Archive& archive, const std::string& prefix, int configured,

@@ -1,8 +1,13 @@
 #include "sprint/log.h"
 
+#include <c10/util/Exception.h>
+
 #include <atomic>
 #include <cstdio>
 #include <mutex>
+#include <new>
+
+#include "sprint/error.h"
 
 namespace sprint {
 namespace {
@@ -42,6 +47,35 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
+}
+
+std::string message_of(const std::exception& e) {
+  std::string m;
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) {
+    m = c10_error->what_without_backtrace();
+    // LibTorch appends "Exception raised from <function> at <file>:<line> (most recent call first):" and frames.
+    const auto at = m.find("Exception raised from");
+    if (at != std::string::npos) m.erase(at);
+  } else if (dynamic_cast<const std::bad_alloc*>(&e)) {
+    m = "out of memory (an allocation failed)";
+  } else {
+    m = e.what();
+  }
+  if (m.find("not enough memory") != std::string::npos || m.find("CUDA out of memory") != std::string::npos) {
+    // c10's allocator message ("DefaultCPUAllocator: not enough memory: you tried to allocate N bytes.").
+    const auto colon = m.find(':');
+    m = "out of memory" + (colon == std::string::npos ? std::string() : m.substr(colon));
+  }
+  std::string line;
+  for (char c : m) {
+    if (c == '\n' || c == '\r') {
+      if (!line.empty() && line.back() != ' ') line += "; ";
+    } else {
+      line += c;
+    }
+  }
+  while (!line.empty() && (line.back() == ' ' || line.back() == ';')) line.pop_back();
+  return line.empty() ? std::string("unknown error") : line;
 }
 
 }  // namespace sprint

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "sprint/atomic_file.h"
@@ -92,9 +94,10 @@ PromptOptions PromptOptions::load(const std::string& model_dir) {
   o.max_sequence_length = r.optional<int>("max_sequence_length", o.max_sequence_length);
   o.lowercase = r.optional<bool>("lowercase", o.lowercase);
   o.sketch_canvas = r.optional<int>("sketch_canvas", o.sketch_canvas);
-  if (o.max_sequence_length < 2) r.reject("max_sequence_length", "must be >= 2");
+  if (o.max_sequence_length < 2 || o.max_sequence_length > 8192)
+    r.reject("max_sequence_length", "must be from 2 to 8192 (Gemma-2's context)");
   if (o.sketch_canvas < 0 || o.sketch_canvas > 16384) r.reject("sketch_canvas", "must be 0 (generation size) or 1..16384 px");
-  r.report_unused();
+  r.refuse_unknown();
   return o;
 }
 
@@ -191,9 +194,65 @@ void require_dir(const fs::path& p, const std::string& what) {
 }
 }  // namespace
 
+namespace {
+std::string str_join(const std::set<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+}  // namespace
+
+SchedulerSettings SchedulerSettings::load(const std::string& model_dir) {
+  SchedulerSettings s;
+  const auto path = fs::path(model_dir) / "scheduler" / "scheduler_config.json";
+  if (!fs::exists(fs::symlink_status(path))) return s;
+  const auto j = read_json_file(path.string());
+  ConfigReader r(j, path.string());
+  const auto cls = r.optional<std::string>("_class_name", "SCMScheduler");
+  if (cls != "SCMScheduler")
+    r.reject("_class_name", "SANA-Sprint samples with SCMScheduler (TrigFlow consistency steps); this folder's "
+                            "scheduler is another kind");
+  const auto prediction = r.optional<std::string>("prediction_type", "trigflow");
+  if (prediction != "trigflow") r.reject("prediction_type", "only \"trigflow\" is supported (SCMScheduler)");
+  s.sigma_data = r.optional<double>("sigma_data", s.sigma_data);
+  if (!(s.sigma_data > 0) || s.sigma_data > 100) r.reject("sigma_data", "must be a positive number up to 100 (SANA-Sprint: 0.5)");
+  s.num_train_timesteps = r.optional<int>("num_train_timesteps", s.num_train_timesteps);
+  if (s.num_train_timesteps < 1 || s.num_train_timesteps > 1000000)
+    r.reject("num_train_timesteps", "must be from 1 to 1000000");
+  r.refuse_unknown();
+  return s;
+}
+
+void check_model_index(const std::string& model_dir) {
+  const auto path = fs::path(model_dir) / "model_index.json";
+  if (!fs::exists(fs::symlink_status(path))) return;
+  const auto j = read_json_file(path.string());
+  SPRINT_CHECK(j.is_object(), path.string(), ": expected a JSON object");
+  const std::string cls = j.contains("_class_name") && j["_class_name"].is_string() ? j["_class_name"].get<std::string>() : "";
+  SPRINT_CHECK(cls.rfind("SanaSprint", 0) == 0, path.string(), ": '_class_name' = \"", cls,
+               "\": Sprint Studio runs SANA-Sprint pipelines (SanaSprintPipeline); this folder holds another kind of model");
+  // The components it names, where it names them (["diffusers", "SanaTransformer2DModel"]), must be the ones this
+  // program builds: another transformer class in transformer/ would be read as a SANA one.
+  const std::map<std::string, std::set<std::string>> expected = {
+      {"transformer", {"SanaTransformer2DModel"}},
+      {"controlnet", {"SanaControlNetModel"}},
+      {"vae", {"AutoencoderDC"}},
+      {"scheduler", {"SCMScheduler"}},
+      {"text_encoder", {"Gemma2Model", "Gemma2ForCausalLM"}},
+      {"tokenizer", {"GemmaTokenizer", "GemmaTokenizerFast"}}};
+  for (const auto& [component, classes] : expected) {
+    if (!j.contains(component) || j[component].is_null()) continue;
+    const auto& entry = j[component];
+    const bool named = entry.is_array() && entry.size() == 2 && entry[1].is_string();
+    SPRINT_CHECK(named && classes.count(entry[1].get<std::string>()), path.string(), ": '", component, "' = ",
+                 entry.dump().substr(0, 120), ": expected one of ", str_join(classes));
+  }
+}
+
 ModelFolder read_model_folder(const std::string& dir, const LoadOptions& options, const ModelFolderComponents& what) {
   SPRINT_CHECK(fs::is_directory(dir), "model folder '", dir, "' does not exist");
   const fs::path root(dir);
+  check_model_index(dir);
   if (what.transformer) require_dir(root / "transformer", "the diffusion transformer");
   if (what.vae) require_dir(root / "vae", "the DC-AE autoencoder");
   if (what.text) {
@@ -203,6 +262,7 @@ ModelFolder read_model_folder(const std::string& dir, const LoadOptions& options
   ModelFolder m;
   m.dir = dir;
   m.prompt_options = PromptOptions::load(dir);
+  m.scheduler = SchedulerSettings::load(dir);
   if (what.text) {
     m.tokenizer = with_context("loading tokenizer", [&] { return Tokenizer::load((root / "tokenizer").string()); });
     m.text_encoder = load_text_encoder((root / "text_encoder").string(), options);

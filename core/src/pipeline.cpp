@@ -172,6 +172,36 @@ Pipeline::Pipeline(ModelFolder folder, const PipelineOptions& options) : model_(
 
 int Pipeline::native_size() const { return model_.transformer->config.sample_size * vae_scale_; }
 
+namespace {
+// When a model's output overflows: the weight of largest magnitude among its components, if it is far out of the
+// usual range ("controlnet transformer_blocks.0.scale_shift_table holds 3e+38"), else "". Run only on failure.
+std::string largest_weight_note(const ModelFolder& m) {
+  std::string where;
+  double largest = 0;
+  auto scan = [&](const char* component, const torch::nn::Module& module) {
+    for (const auto& p : module.named_parameters(true)) {
+      const double v = p.value().detach().abs().max().item<double>();
+      if (v > largest) largest = v, where = str(component, " ", p.key());
+    }
+  };
+  torch::NoGradGuard ng;
+  if (m.transformer) scan("transformer", *m.transformer);
+  if (m.controlnet) scan("controlnet", *m.controlnet);
+  if (m.vae) scan("vae", *m.vae);
+  return largest > 1e6 ? str("; ", where, " holds ", largest) : std::string();
+}
+
+// Far past anything a working model gives (latents about unit-variance, pictures about [-1, 1]), far below overflow.
+constexpr double kMaxLatentMagnitude = 1e4;
+constexpr double kMaxImageMagnitude = 1e3;
+}  // namespace
+
+int Pipeline::max_side() const {
+  const int sample_size = model_.transformer->config.sample_size;
+  const int base = resolution_bin(sample_size, 1, 1) ? sample_size * 32 : native_size();
+  return kMaxSizeFactor * base;
+}
+
 void Pipeline::require_controlnet() const {
   SPRINT_CHECK(has_controlnet(), "model folder '", model_.dir, "' has no controlnet/ subfolder (the SANA ControlNet)");
 }
@@ -303,6 +333,10 @@ GenerateResult Pipeline::generate(const GenerateRequest& r) {
   const int gen_h = bin ? bin->first : r.height, gen_w = bin ? bin->second : r.width;
   SPRINT_CHECK(gen_w % vae_scale_ == 0 && gen_h % vae_scale_ == 0, "size ", r.width, "x", r.height,
                " must be positive multiples of ", vae_scale_, bin ? " (binned size)" : "");
+  // After the multiples check, so a size that is wrong both ways names the more basic problem first.
+  SPRINT_CHECK(r.width <= max_side() && r.height <= max_side(), "size ", r.width, "x", r.height,
+               ": this model draws at most ", max_side(), " px per side (", kMaxSizeFactor, "x its base size ",
+               max_side() / kMaxSizeFactor, " px)");
   torch::InferenceMode guard;
   const auto t_total = Clock::now();
   GenerateResult out;
@@ -325,6 +359,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& r) {
                                             : scm_timesteps(r.steps, kScmMaxTimestep, std::nullopt, r.custom_timesteps);
   so.device = device_;
   so.model_dtype = dtype_;
+  so.sigma_data = model_.scheduler.sigma_data;
   so.on_step = [&](int, int, const torch::Tensor&) { return !(r.cancelled && r.cancelled()); };
   // The noise (and its cache key) is at the generated, i.e. binned, size.
   const std::vector<int64_t> shape = {1, tc.in_channels, gen_h / vae_scale_, gen_w / vae_scale_};
@@ -335,12 +370,26 @@ GenerateResult Pipeline::generate(const GenerateRequest& r) {
   NoiseSource noise = [&](const std::vector<int64_t>&) { return draws.at(next++); };
   auto t0 = Clock::now();
   out.latent = scm_sample(flow, shape, noise, so).to(torch::kCPU);
+  // A model whose weights or config overflow (NaN or huge weights, guidance_embeds_scale 1e308) gives NaN or Inf
+  // here, which would decode to a black picture: say so instead (one reduction over a small tensor).
+  // Finite but huge (weights of 3e38 that do not quite overflow) decodes to a black picture just the same; a
+  // latent of a working model stays within a few tens (it is about unit-variance).
+  const bool latent_finite = torch::isfinite(out.latent).all().item<bool>();
+  const double latent_max = latent_finite ? out.latent.abs().max().item<double>() : 0.0;
+  SPRINT_CHECK(latent_finite && latent_max < kMaxLatentMagnitude, "model '", model_.dir, "': the transformer produced ",
+               latent_finite ? str("values up to ", latent_max) : std::string("NaN or Inf values"),
+               " in the final latent (weights or config values out of range?", largest_weight_note(model_),
+               "); no picture was written");
   times.transformer_ms = ms_since(t0);
   report("transformer", times.transformer_ms);
   check_cancelled(r);
 
   t0 = Clock::now();
   out.image = r.image_on_device ? decode_on_device(out.latent) : decode(out.latent);
+  SPRINT_CHECK(torch::isfinite(out.image).all().item<bool>() &&
+                   out.image.abs().max().item<double>() < kMaxImageMagnitude,
+               "model '", model_.dir, "': the VAE decoder produced NaN, Inf or huge values (a picture is about -1 to "
+               "1; weights or config values out of range?); no picture was written");
   if (bin) out.image = resize_and_crop(out.image, r.height, r.width);
   synchronize(device_);
   times.decode_ms = ms_since(t0);

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "sprint/error.h"
+#include "sprint/strict_parse.h"
 
 namespace sprint {
 
@@ -37,10 +38,15 @@ int init_threads(int n) {
     mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
     mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
   });
-  if (n <= 0) {
-    if (const char* env = std::getenv("SPRINT_THREADS")) n = std::atoi(env);
+  SPRINT_CHECK(n >= 0 && n <= kMaxThreads, "threads: ", n, " is out of range (0 = all cores, at most ", kMaxThreads, ")");
+  if (n == 0) {
+    if (const char* env = std::getenv("SPRINT_THREADS"); env && *env)
+      n = static_cast<int>(parse_integer(env, "$SPRINT_THREADS", 0, kMaxThreads));
   }
-  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // More threads than 4x the cores only costs memory (each one's stack) and time; a typo like 100000 is refused.
+  SPRINT_CHECK(n <= std::max(64, 4 * cores), "threads: ", n, " is far more than this machine's ", cores, " cores");
+  if (n <= 0) n = cores;
   torch::set_num_threads(n);
   return torch::get_num_threads();
 }

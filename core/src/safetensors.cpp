@@ -31,6 +31,8 @@ constexpr const char* kMetadataKey = "__metadata__";
 
 std::string errno_text(int err) { return std::strerror(err); }
 
+constexpr int kMaxHeaderDepth = 16;
+
 bool parse_dtype(const std::string& s, DType& out) {
   static const std::pair<const char*, DType> kNames[] = {
       {"F64", DType::F64}, {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16}, {"I64", DType::I64},
@@ -239,7 +241,12 @@ std::shared_ptr<File> File::open(const std::string& path) {
     throw fail(str("bad JSON header: NUL byte at header offset ", static_cast<const char*>(nul) - hbegin));
   json header;
   try {
-    header = json::parse(hbegin, hbegin + header_len);
+    // A header is an object of objects of short arrays (depth 3); nesting far deeper is refused while parsing, as
+    // printing or copying a value nested 100000 deep recurses that deep and overflows the stack.
+    header = json::parse(hbegin, hbegin + header_len, [&](int depth, json::parse_event_t, json&) {
+      if (depth > kMaxHeaderDepth) throw fail(str("bad JSON header: values nested more than ", kMaxHeaderDepth, " deep"));
+      return true;
+    });
   } catch (const json::exception& e) {
     throw fail(str("bad JSON header: ", e.what()));
   }
@@ -386,7 +393,10 @@ Archive Archive::open(const std::string& path) {
   if (in.bad()) throw fail("read error");
   json index;
   try {
-    index = json::parse(buf.str());
+    index = json::parse(buf.str(), [&](int depth, json::parse_event_t, json&) {
+      if (depth > kMaxHeaderDepth) throw fail(str("bad JSON: values nested more than ", kMaxHeaderDepth, " deep"));
+      return true;
+    });
   } catch (const json::exception& e) {
     throw fail(str("bad JSON: ", e.what()));
   }
@@ -468,7 +478,7 @@ void save(const std::string& path, const StateDict& tensors, const std::map<std:
       if (!t.defined()) throw fail(str("tensor '", name, "' is undefined"));
       if (t.layout() != torch::kStrided) throw fail(str("tensor '", name, "' is not a dense (strided) tensor"));
       DType d = with_context(str("cannot save safetensors file '", path, "': tensor '", name, "'"),
-                             [&] { return from_torch(t.scalar_type()); });
+                             [&t = t] { return from_torch(t.scalar_type()); });
       uint64_t nbytes = static_cast<uint64_t>(t.numel()) * dtype_size(d);
       std::string shape = "[";
       for (int64_t i = 0; i < t.dim(); ++i) shape += str(i ? "," : "", t.size(i));

@@ -50,14 +50,16 @@ std::vector<int> read_id_list(const json& j, const std::string& key, const std::
   if (!j.contains(key)) return fallback;
   const auto& v = j.at(key);
   auto bad = [&] { throw Error(str(source, ": '", key, "' = ", v.dump(), ": expected an integer, a list of integers or null")); };
+  // Token ids: 0 to 2^31 - 1, never wrapped (4294967297 is not 1).
+  auto id = [&](const json& e) {
+    if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() > std::numeric_limits<int>::max()) bad();
+    return static_cast<int>(e.get<int64_t>());
+  };
   if (v.is_null()) return {};
-  if (v.is_number_integer()) return {v.get<int>()};
-  if (!v.is_array()) bad();
+  if (v.is_number_integer()) return {id(v)};
+  if (!v.is_array() || v.size() > 1024) bad();
   std::vector<int> out;
-  for (const auto& e : v) {
-    if (!e.is_number_integer()) bad();
-    out.push_back(e.get<int>());
-  }
+  for (const auto& e : v) out.push_back(id(e));
   return out;
 }
 }  // namespace
@@ -141,14 +143,18 @@ void Gemma2Config::validate(const std::string& source) const {
   auto bad = [&](const std::string& key, auto value, const std::string& why) {
     throw Error(str(source, ": '", key, "' = ", value, ": ", why));
   };
-  auto positive = [&](const char* key, int v) { if (v <= 0) bad(key, v, "must be > 0"); };
-  positive("vocab_size", vocab_size);
-  positive("hidden_size", hidden_size);
-  positive("intermediate_size", intermediate_size);
-  positive("num_hidden_layers", num_hidden_layers);
-  positive("num_attention_heads", num_attention_heads);
-  positive("num_key_value_heads", num_key_value_heads);
-  positive("head_dim", head_dim);
+  // Upper bounds far above released models (Gemma-2 27B: 4608 wide, 46 layers, 256000 tokens); memory is
+  // check_model_size's job.
+  auto positive = [&](const char* key, int v, int max) {
+    if (v <= 0 || v > max) bad(key, v, str("must be > 0 and at most ", max));
+  };
+  positive("vocab_size", vocab_size, 1 << 22);
+  positive("hidden_size", hidden_size, 65536);
+  positive("intermediate_size", intermediate_size, 1 << 20);
+  positive("num_hidden_layers", num_hidden_layers, 1024);
+  positive("num_attention_heads", num_attention_heads, 1024);
+  positive("num_key_value_heads", num_key_value_heads, 1024);
+  positive("head_dim", head_dim, 4096);
   if (head_dim % 2) bad("head_dim", head_dim, "must be even (RoPE rotates two halves)");
   // Gemma2Config.validate_architecture rejects this too, although head_dim is set separately.
   if (hidden_size % num_attention_heads)
@@ -156,8 +162,8 @@ void Gemma2Config::validate(const std::string& source) const {
   if (num_attention_heads % num_key_value_heads)
     bad("num_key_value_heads", num_key_value_heads,
         str("must divide num_attention_heads = ", num_attention_heads, " (each KV head serves a group of query heads)"));
-  if (!(query_pre_attn_scalar > 0) || !std::isfinite(query_pre_attn_scalar))
-    bad("query_pre_attn_scalar", query_pre_attn_scalar, "must be > 0");
+  if (!(query_pre_attn_scalar > 0) || !(query_pre_attn_scalar <= 1e6))
+    bad("query_pre_attn_scalar", query_pre_attn_scalar, "must be > 0 and at most 1e6 (Gemma-2: the head size, 256)");
   if (!(rms_norm_eps > 0) || rms_norm_eps > 1) bad("rms_norm_eps", rms_norm_eps, "must be in (0, 1]");
   if (!(rope_theta > 0) || !std::isfinite(rope_theta)) bad("rope_theta", rope_theta, "must be > 0");
   if (attn_logit_softcapping && (!(*attn_logit_softcapping > 0) || !std::isfinite(*attn_logit_softcapping)))
@@ -304,9 +310,16 @@ torch::Tensor Gemma2DecoderLayerImpl::forward(const torch::Tensor& x, const torc
 
 // ---- model -----------------------------------------------------------------------------------------------------
 
+double Gemma2Config::parameter_estimate() const {
+  const double H = hidden_size, q = double(num_attention_heads) * head_dim, kv = double(num_key_value_heads) * head_dim;
+  // Embedding table, then per layer: q and o (H x q each), k and v (H x kv each), the gated MLP (3 H x I), 4 norms.
+  return double(vocab_size) * H + num_hidden_layers * (2 * H * q + 2 * H * kv + 3 * H * intermediate_size + 4 * H) + H;
+}
+
 Gemma2ModelImpl::Gemma2ModelImpl(const Gemma2Config& c, const torch::TensorOptions& options) : config(c) {
   if (config.layer_types.empty()) config.layer_types = Gemma2Config::default_layer_types(config.num_hidden_layers);
   config.validate("Gemma2Config");
+  check_model_size("text encoder", config.parameter_estimate(), "Gemma2Config");
   embed_tokens = register_module("embed_tokens", Gemma2ScaledEmbedding(config.vocab_size, config.hidden_size, options));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int i = 0; i < config.num_hidden_layers; ++i) {
@@ -438,8 +451,9 @@ LoadReport load_text_encoder_weights(Gemma2ModelImpl& model, const safetensors::
 Gemma2Model load_text_encoder(const std::string& dir, const LoadOptions& options) {
   return with_context("loading text encoder from '" + dir + "'", [&] {
     auto config = Gemma2Config::load(dir);
-    Gemma2Model model(config, torch::TensorOptions().dtype(options.dtype).device(options.device));
     auto archive = safetensors::Archive::open(dir);
+    check_model_size("text encoder", config.parameter_estimate(), dir + "/config.json", &archive);
+    Gemma2Model model(config, torch::TensorOptions().dtype(options.dtype).device(options.device));
     load_text_encoder_weights(*model, archive, options);
     model->eval();
     return model;

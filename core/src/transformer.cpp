@@ -242,6 +242,7 @@ SanaConditioning SanaFrontEnd::condition(const torch::Tensor& enc, const torch::
 }
 
 SanaTransformer2DModelImpl::SanaTransformer2DModelImpl(const TransformerConfig& c) : config(c) {
+  check_model_size("transformer", c.parameter_estimate(), "transformer config");
   front.build(*this, c);
   const int64_t D = c.inner_dim(), p = c.patch_size;
   scale_shift_table = register_parameter("scale_shift_table", torch::randn({2, D}) / std::sqrt(static_cast<double>(D)));
@@ -284,9 +285,11 @@ namespace sprint {
 SanaTransformer2DModel load_transformer(const std::string& dir, const LoadOptions& options) {
   return with_context("loading transformer from '" + dir + "'", [&] {
     auto config = TransformerConfig::load(dir);
-    SanaTransformer2DModel model(config);
+    // The weights' header first: a config that does not match them is refused before the model is allocated.
     auto archive = safetensors::Archive::open(dir);
+    check_model_size("transformer", config.parameter_estimate(), dir + "/config.json", &archive);
     check_block_count(archive, "transformer_blocks.", config.num_layers, dir + "/config.json", "num_layers");
+    SanaTransformer2DModel model(config);
     load_state_dict(*model, archive, options);
     model->eval();
     return model;

@@ -87,7 +87,7 @@ VaeConfig VaeConfig::from_json(const json& j, const std::string& source) {
   c.decoder_conv_act_fn = r.optional<std::string>("decoder_conv_act_fn", c.decoder_conv_act_fn);
   c.scaling_factor = r.optional<double>("scaling_factor", c.scaling_factor);
   // Loader / tiling bookkeeping written by save_pretrained or the Hub, not architecture.
-  r.report_unused({"force_upcast", "use_quant_conv", "use_post_quant_conv", "sample_size"});
+  r.refuse_unknown({"force_upcast", "use_quant_conv", "use_post_quant_conv", "sample_size"});
   c.validate(source);
   return c;
 }
@@ -101,9 +101,12 @@ void VaeConfig::validate(const std::string& source) const {
   auto bad = [&](const std::string& key, const auto& value, const std::string& why) {
     throw Error(str(source, ": '", key, "' = ", json(value).dump(), ": ", why));
   };
-  if (in_channels <= 0) bad("in_channels", in_channels, "must be > 0");
-  if (latent_channels <= 0) bad("latent_channels", latent_channels, "must be > 0");
-  if (attention_head_dim <= 0) bad("attention_head_dim", attention_head_dim, "must be > 0");
+  // Upper bounds far above released DC-AEs (1024 channels, 3 layers a stage, 6 stages); memory is check_model_size's.
+  if (in_channels <= 0 || in_channels > 64) bad("in_channels", in_channels, "must be > 0 and at most 64");
+  if (latent_channels <= 0 || latent_channels > 4096)
+    bad("latent_channels", latent_channels, "must be > 0 and at most 4096");
+  if (attention_head_dim <= 0 || attention_head_dim > 4096)
+    bad("attention_head_dim", attention_head_dim, "must be > 0 and at most 4096");
   if (scaling_factor <= 0 || !std::isfinite(scaling_factor)) bad("scaling_factor", scaling_factor, "must be > 0");
   if (downsample_block_type != "Conv" && downsample_block_type != "pixel_unshuffle")
     bad("downsample_block_type", downsample_block_type, "supported: \"Conv\", \"pixel_unshuffle\"");
@@ -116,14 +119,14 @@ void VaeConfig::validate(const std::string& source) const {
   auto check_half = [&](const std::string& side, const std::vector<int>& ch, const std::vector<std::string>& types,
                         const std::vector<int>& layers, const std::vector<std::vector<int>>& scales) {
     const size_t n = ch.size();
-    if (n == 0) bad(side + "_block_out_channels", ch, "needs at least one stage");
+    if (n == 0 || n > 10) bad(side + "_block_out_channels", ch, "needs 1 to 10 stages (the compression is 2^(stages-1))");
     if (types.size() != n) bad(side + "_block_types", types, str("expected one entry per stage (", n, ")"));
     if (layers.size() != n) bad(side + "_layers_per_block", layers, str("expected one entry per stage (", n, ")"));
     if (scales.size() != n) bad(side + "_qkv_multiscales", scales, str("expected one entry per stage (", n, ")"));
     for (size_t i = 0; i < n; ++i) {
-      if (ch[i] <= 0) bad(side + "_block_out_channels", ch, "every entry must be > 0");
-      if (layers[i] < 1)
-        bad(side + "_layers_per_block", layers, "stages without layers (0) are not supported; every entry must be >= 1");
+      if (ch[i] <= 0 || ch[i] > 16384) bad(side + "_block_out_channels", ch, "every entry must be > 0 and at most 16384");
+      if (layers[i] < 1 || layers[i] > 256)
+        bad(side + "_layers_per_block", layers, "every entry must be from 1 to 256 (stages without layers are not supported)");
       if (types[i] != kResBlock && types[i] != kEViTBlock)
         bad(side + "_block_types", types, str("stage ", i, ": \"", types[i], "\" is not ResBlock or EfficientViTBlock"));
       if (types[i] == kEViTBlock) {
@@ -425,7 +428,24 @@ torch::Tensor DCDecoderImpl::forward(const torch::Tensor& z) {
 
 // ---- model -----------------------------------------------------------------------------------------------------
 
+double VaeConfig::parameter_estimate() const {
+  // A ResBlock is two 3x3 convolutions (18 c^2); an EfficientViT block's attention and MBConv are of the same order
+  // (a generous 24 c^2, more with many multiscale branches). Plus the resampling convolutions between stages.
+  auto half = [](const std::vector<int>& ch, const std::vector<int>& layers, const std::vector<std::string>& types) {
+    double n = 0;
+    for (size_t i = 0; i < ch.size() && i < layers.size(); ++i) {
+      const double c = ch[i];
+      n += layers[i] * (i < types.size() && types[i] == "ResBlock" ? 18.0 : 24.0) * c * c;
+      if (i + 1 < ch.size()) n += 9.0 * c * ch[i + 1];
+    }
+    return n;
+  };
+  return half(encoder_block_out_channels, encoder_layers_per_block, encoder_block_types) +
+         half(decoder_block_out_channels, decoder_layers_per_block, decoder_block_types);
+}
+
 AutoencoderDCImpl::AutoencoderDCImpl(const VaeConfig& c) : config(c) {
+  check_model_size("VAE", c.parameter_estimate(), "VAE config");
   c.validate("vae config");
   encoder = register_module("encoder", DCEncoder(c));
   decoder = register_module("decoder", DCDecoder(c));
@@ -488,8 +508,9 @@ torch::Tensor AutoencoderDCImpl::decode(const torch::Tensor& z) {
 AutoencoderDC load_vae(const std::string& dir, const LoadOptions& options) {
   return with_context("loading vae from '" + dir + "'", [&] {
     auto config = VaeConfig::load(dir);
-    AutoencoderDC model(config);
     auto archive = safetensors::Archive::open(dir);
+    check_model_size("VAE", config.parameter_estimate(), dir + "/config.json", &archive);
+    AutoencoderDC model(config);
     load_state_dict(*model, archive, options);
     model->eval();
     return model;

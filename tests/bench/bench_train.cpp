@@ -42,6 +42,7 @@
 #include "sprint/config.h"
 #include "sprint/error.h"
 #include "sprint/model_folder.h"
+#include "sprint/pipeline.h"
 #include "sprint/runtime.h"
 #include "sprint/safetensors.h"
 #include "sprint/text_encoder.h"

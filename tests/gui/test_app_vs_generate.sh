@@ -83,7 +83,7 @@ fi
 
 for name in a b restored imported undone prompt h0 h1 ""; do
   png=$out/app${name:+.$name}.png
-  "$generate" --from "$png" --out "$out/gen${name:+.$name}.png" --threads 1 2>"$out/gen${name:+.$name}.log"
+  "$generate" --from "$png" --model "$model" --out "$out/gen${name:+.$name}.png" --threads 1 2>"$out/gen${name:+.$name}.log"
   if [[ $? -ne 0 ]]; then
     cat "$out/gen${name:+.$name}.log"; echo "FAIL: sprint-generate --from $png failed"; exit 1
   fi
@@ -149,7 +149,7 @@ drafts=$(sed -n 's/.* \([0-9][0-9]*\) drafts).*/\1/p' "$out/pace/studio.stdout")
 if [[ -z "$drafts" || "$drafts" -eq 0 ]]; then
   echo "FAIL: no 1-step drafts with a frame budget no frame meets"; exit 1
 fi
-"$generate" --from "$out/pace/app.png" --out "$out/pace/gen.png" --threads 1 2>"$out/pace/gen.log" || {
+"$generate" --from "$out/pace/app.png" --model "$model" --out "$out/pace/gen.png" --threads 1 2>"$out/pace/gen.log" || {
   cat "$out/pace/gen.log"; echo "FAIL: sprint-generate --from pace/app.png failed"; exit 1; }
 PYTHONPATH=$here python3 - "$out/pace" <<'PY'
 import sys

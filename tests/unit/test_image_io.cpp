@@ -67,7 +67,7 @@ namespace {
 GenerationSettings example_settings() {
   GenerationSettings s;
   s.prompt = "a red fox, 狐狸";
-  s.seed = 18446744073709551615ull;  // the whole uint64 range survives
+  s.seed = 9223372036854775807ull;  // the largest seed (2^63 - 1) survives
   s.steps = 4;
   s.guidance = 3.25;
   s.size = {512, 768};
@@ -83,16 +83,61 @@ TEST(GenerationSettings, RoundTripThroughPngText) {
   r.settings = example_settings();
   r.controlled = true;
   r.sketch = "/tmp/s.png";
+  r.condition_png = encode_png(torch::randint(0, 256, {5, 7, 1}, torch::kUInt8));
   auto text = to_png_text(r);
   EXPECT_EQ(text.at("sprint:model"), "sprint");
-  EXPECT_EQ(text.at("sprint:model_path"), "/models/sprint");
+  // Names, never this machine's folders: a shared picture must not carry them.
+  EXPECT_EQ(text.at("sprint:model_path"), "sprint");
+  EXPECT_EQ(text.at("sprint:sketch"), "s.png");
+  for (const auto& [k, v] : text) {
+    EXPECT_EQ(v.find("/tmp"), std::string::npos) << k;
+    EXPECT_EQ(v.find("/models"), std::string::npos) << k;
+  }
   auto dir = sprint::test::temp_dir("meta");
   write_png(dir + "/a.png", torch::zeros({2, 2, 3}, torch::kUInt8), text);
   auto back = settings_from_png_text(read_png(dir + "/a.png").text, "a.png");
-  EXPECT_EQ(back.settings, r.settings);
+  auto expected = r.settings;
+  expected.model = "sprint";
+  EXPECT_EQ(back.settings, expected);
   EXPECT_TRUE(back.controlled);
-  EXPECT_EQ(back.sketch, r.sketch);
+  EXPECT_EQ(back.sketch, "s.png");
+  EXPECT_EQ(back.condition_png, r.condition_png);  // the condition travels inside the picture
   EXPECT_FALSE(png_has_setting(text, "timesteps"));
+}
+
+TEST(GenerationSettings, A1111ParametersAreWrittenAndRead) {
+  SettingsRecord r;
+  r.settings = example_settings();
+  r.settings.prompt = "a red fox\nin the snow";
+  r.controlled = true;
+  const auto text = to_png_text(r);
+  EXPECT_EQ(text.at("parameters"), "a red fox\nin the snow\nSteps: 4, Sampler: SCM, CFG scale: 3.25, "
+                                   "Seed: 9223372036854775807, Size: 512x768, Model: sprint, Control scale: 0.7");
+  // A PNG of another tool holds "parameters" only: what it has comes back, other keys are skipped.
+  const auto other = settings_from_png_text(
+      {{"parameters", "a cat\nNegative prompt: blurry\nSteps: 3, Sampler: Euler a, CFG scale: 7, Seed: 42, "
+                      "Size: 512x512, Model hash: abc123, Model: sd15, Lora hashes: \"x: 1, y: 2\""}},
+      "other.png");
+  EXPECT_EQ(other.settings.prompt, "a cat");
+  EXPECT_EQ(other.settings.steps, 3);
+  EXPECT_DOUBLE_EQ(other.settings.guidance, 7.0);
+  EXPECT_EQ(other.settings.seed, 42u);
+  EXPECT_EQ(other.settings.size, (ImageSize{512, 512}));
+  EXPECT_EQ(other.settings.model, "sd15");
+  // Out of our ranges (30 steps): the default is kept; a bad seed is an error naming the file.
+  EXPECT_EQ(settings_from_a1111_parameters("p\nSteps: 30, Seed: 1", "x").settings.steps, GenerationSettings{}.steps);
+  EXPECT_TRUE(throws_with([] { settings_from_a1111_parameters("p\nSteps: 2, Seed: -1", "x.png"); }, {"x.png", "Seed"}));
+  EXPECT_TRUE(throws_with([] { settings_from_png_text({{"parameters", "just a caption"}}, "c.png"); }, {"c.png", "Steps"}));
+  // The prompt is held to the same length as everywhere (a 77 KB one came back through the fuzzer).
+  EXPECT_TRUE(throws_with([] { settings_from_a1111_parameters(std::string(20000, 'a') + "\nSteps: 2", "l.png"); },
+                          {"l.png", "prompt", "20000 bytes"}));
+}
+
+TEST(GenerationSettings, EmbeddedConditionMustBeBase64) {
+  EXPECT_TRUE(throws_with([] { settings_from_png_text({{"sprint:prompt", "p"}, {"sprint:condition", "ab$d"}}, "e.png"); },
+                          {"e.png", "sprint:condition", "base64"}));
+  EXPECT_TRUE(throws_with([] { settings_from_png_text({{"sprint:prompt", "p"}, {"sprint:condition", "abc"}}, "e.png"); },
+                          {"base64"}));
 }
 
 TEST(GenerationSettings, PngTextWithoutConditionLeavesItsSettingsOut) {

@@ -1,8 +1,10 @@
 #include "sprint/training/config_file.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 
+#include "sprint/config.h"
 #include "sprint/error.h"
 
 using json = nlohmann::json;
@@ -60,11 +62,18 @@ ConfigFile ConfigFile::load(const std::string& file, const std::vector<std::stri
   json j = json::object();
   std::string source = "command line";
   if (!file.empty()) {
-    std::ifstream in(file);
-    SPRINT_CHECK(in, "cannot open config file '", file, "'");
+    SPRINT_CHECK(std::filesystem::exists(file), "cannot open config file '", file, "': no such file");
+    const std::string text = with_context("config file", [&] { return read_small_file(file); });
     try {
-      j = json::parse(in, nullptr, true, /*ignore_comments=*/true);
-    } catch (const json::parse_error& e) {
+      // Bounded nesting as in read_json_file (a value nested 100000 deep would overflow the stack when printed).
+      j = json::parse(
+          text,
+          [&](int depth, json::parse_event_t, json&) {
+            SPRINT_CHECK(depth <= 64, "config file '", file, "' nests JSON values more than 64 deep");
+            return true;
+          },
+          true, /*ignore_comments=*/true);
+    } catch (const json::exception& e) {
       throw Error(str("config file '", file, "' is not valid JSON: ", e.what()));
     }
     SPRINT_CHECK(j.is_object(), "config file '", file, "' must hold a JSON object, got ", j.type_name());

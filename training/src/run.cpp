@@ -13,8 +13,10 @@
 #include <sstream>
 
 #include "sprint/atomic_file.h"
+#include "sprint/config.h"
 #include "sprint/error.h"
 #include "sprint/image_io.h"
+#include "sprint/log.h"
 #include "sprint/model_folder.h"
 #include "sprint/safetensors.h"
 
@@ -31,12 +33,9 @@ std::string step_name(int64_t step) {
   return buf;
 }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  SPRINT_CHECK(in, "cannot read '", p.string(), "'");
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
+// Regular files only (read_small_file); optimizer state and logs may be large.
+std::string read_file(const fs::path& p, size_t max_bytes = kMaxConfigFileBytes) {
+  return read_small_file(p.string(), max_bytes);
 }
 
 }  // namespace
@@ -80,6 +79,15 @@ RunFolder::RunFolder(std::string out, bool resume, bool writer)
     fs::create_directories(fs::path(out_) / "checkpoints", ec);
     SPRINT_CHECK(!ec, "cannot create the run folder '", out_, "': ", ec.message());
     fs::create_directories(fs::path(out_) / "samples", ec);
+    // Checkpoint writes killed part-way (kill -9, power loss) leave ".step-N.tmp-PID" folders and "latest.tmp-*"
+    // files; they are never complete, so they go now rather than piling up.
+    for (const auto& e : fs::directory_iterator(fs::path(out_) / "checkpoints", ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.find(".tmp-") == std::string::npos) continue;
+      std::string why;
+      if (remove_tree(e.path().string(), &why)) log_info("removed an unfinished checkpoint write: ", e.path().string());
+      else log_warn("cannot remove the unfinished checkpoint write '", e.path().string(), "': ", why);
+    }
   }
   if (resume) {
     SPRINT_CHECK(has_checkpoint(), "--resume: '", out_, "' has no checkpoint to resume from (checkpoints/latest is missing)");
@@ -143,7 +151,28 @@ int64_t RunFolder::load_latest(CheckpointContents& c) {
   const fs::path dir = fs::path(out_) / "checkpoints";
   std::string name = read_file(dir / "latest");
   while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
-  const fs::path ck = dir / name;
+  try {
+    return load_checkpoint(c, dir / name);
+  } catch (const std::exception& e) {
+    // Say which older checkpoint is there to fall back on, and how.
+    std::vector<std::string> older;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      const std::string n = entry.path().filename().string();
+      if (entry.is_directory() && n.rfind("step-", 0) == 0 && n < name && fs::exists(entry.path() / "state.json"))
+        older.push_back(n);
+    }
+    std::sort(older.begin(), older.end());
+    const std::string hint =
+        older.empty() ? " (no earlier checkpoint is kept; start the run again without --resume, in a new --out)"
+                      : str(" (the earlier checkpoint '", older.back(), "' is there: write that name into '",
+                            (dir / "latest").string(), "' and --resume again)");
+    throw Error(message_of(e) + hint);
+  }
+}
+
+int64_t RunFolder::load_checkpoint(CheckpointContents& c, const fs::path& ck) {
+  const std::string name = ck.filename().string();
+  const fs::path dir = ck.parent_path();
   SPRINT_CHECK(fs::is_directory(ck), "'", (dir / "latest").string(), "' names '", name, "', which is not a checkpoint folder");
   auto where = [&](const std::string& f) { return (ck / f).string(); };
   auto archive = safetensors::Archive::open(where("modules.safetensors"));
@@ -165,16 +194,16 @@ int64_t RunFolder::load_latest(CheckpointContents& c) {
     SPRINT_CHECK(archive.contains(key), where("modules.safetensors"), ": generator state '", key, "' is missing");
     g->set_state(archive.tensor(key).clone());
   }
-  {
-    std::istringstream is(read_file(ck / "optimizers.pt"));
+  with_context(where("optimizers.pt"), [&] {
+    std::istringstream is(read_file(ck / "optimizers.pt", SIZE_MAX));
     torch::serialize::InputArchive all;
     all.load_from(is);
     for (auto& [name_o, opt] : c.optimizers) {
       torch::serialize::InputArchive one;
-      SPRINT_CHECK(all.try_read(name_o, one), where("optimizers.pt"), ": optimiser '", name_o, "' is missing");
+      SPRINT_CHECK(all.try_read(name_o, one), "optimiser '", name_o, "' is missing");
       opt->load(one);
     }
-  }
+  });
   json state;
   try {
     state = json::parse(read_file(ck / "state.json"));
@@ -193,7 +222,7 @@ void RunFolder::truncate_metrics_after(int64_t step) {
   if (!writer_) return;
   const fs::path file = fs::path(out_) / "metrics.jsonl";
   if (!fs::exists(file)) return;
-  std::istringstream in(read_file(file));
+  std::istringstream in(read_file(file, SIZE_MAX));
   std::string line, kept;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
@@ -223,7 +252,7 @@ void RunFolder::plot_losses(const std::vector<std::string>& terms) const {
   const fs::path file = fs::path(out_) / "metrics.jsonl";
   if (!fs::exists(file) || terms.empty()) return;
   std::map<std::string, std::vector<std::pair<double, double>>> series;
-  std::istringstream in(read_file(file));
+  std::istringstream in(read_file(file, SIZE_MAX));
   std::string line;
   while (std::getline(in, line)) {
     json j;

@@ -1,5 +1,7 @@
 #include "sprint/ui/controls_panel.h"
 
+#include <algorithm>
+
 #include <imgui.h>
 #include <imgui_stdlib.h>
 
@@ -63,6 +65,7 @@ ControlsActions draw_controls_panel(ControlsState& s, const ControlsInfo& info) 
   section("Seed");
   ImGui::PushItemWidth(ImGui::GetContentRegionAvail().x * 0.45f);
   a.settings_changed |= ImGui::InputScalar("##seed", ImGuiDataType_U64, &g.seed);
+  g.seed = std::min<uint64_t>(g.seed, (uint64_t{1} << 63) - 1);  // seeds are 0 to 2^63 - 1 wherever they are read
   ImGui::PopItemWidth();
   ImGui::SameLine();
   ImGui::Checkbox("Lock", &s.seed_locked);

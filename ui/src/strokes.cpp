@@ -144,7 +144,8 @@ void paint_stroke(Canvas& canvas, const Stroke& stroke, size_t first_point) {
   assert(canvas.width > 0 && "paint_stroke on a canvas that was never reset()");
   if (stroke.points.empty()) return;
   // A radius below half a pixel would miss every pixel centre on a dot; keep the smallest brush visible.
-  const float r = std::max(stroke.radius, 0.71f);
+  // Far larger than any canvas, or not a number, is a broken input: keep the loops and int conversions bounded.
+  const float r = std::isfinite(stroke.radius) ? std::clamp(stroke.radius, 0.71f, 8192.0f) : 0.71f;
   const uint8_t value = stroke.eraser ? 255 : 0;
   const auto& p = stroke.points;
   if (p.size() == 1) {

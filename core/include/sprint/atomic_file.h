@@ -10,6 +10,11 @@
 
 namespace sprint {
 
+// Throws sprint::Error naming `path` when it exists and is not a regular file (a symbolic link, folder, device or
+// FIFO), which an atomic write would replace by renaming over it. AtomicFile checks on creation and again before the
+// rename; programs call it up front to fail before long work.
+void check_replaceable(const std::string& path);
+
 class AtomicFile {
  public:
   explicit AtomicFile(std::string path);  // creates the temporary file

@@ -28,6 +28,9 @@ class ConfigReader {
   [[noreturn]] void reject(const std::string& key, const std::string& why) const;
   // Logs (debug) every key that was never read, except those listed.
   void report_unused(const std::set<std::string>& ignore = {}) const;
+  // Throws "<source>: unknown key '<key>'" for the first key that was never read, except those listed and the
+  // bookkeeping keys starting with '_' (_class_name, _diffusers_version): every key is honoured or refused.
+  void refuse_unknown(const std::set<std::string>& ignore = {}) const;
   const std::string& source() const { return source_; }
   const nlohmann::json& raw() const { return j_; }
 
@@ -38,7 +41,14 @@ class ConfigReader {
   mutable std::set<std::string> used_;
 };
 
-// Parses a JSON file; throws naming the file on I/O or syntax errors (with the byte position).
+// The bytes of a small file a person or a program hands us (configs, replays, state): it must be a regular file
+// (following symbolic links; not a FIFO, device or folder, which could block or never end) of at most `max_bytes`.
+// Throws sprint::Error naming the file otherwise.
+constexpr size_t kMaxConfigFileBytes = size_t{64} << 20;
+std::string read_small_file(const std::string& path, size_t max_bytes = kMaxConfigFileBytes);
+
+// Parses a JSON file (read_small_file's checks); throws naming the file on I/O or syntax errors (with the byte
+// position).
 nlohmann::json read_json_file(const std::string& path);
 
 // SanaTransformer2DModel (diffusers: models/transformers/sana_transformer.py). Defaults are the class defaults.
@@ -72,6 +82,7 @@ struct TransformerConfig {
   static TransformerConfig load(const std::string& path);  // a config.json file or a folder holding one
   nlohmann::json to_json() const;                          // diffusers layout, loadable by diffusers
   void validate(const std::string& source) const;          // throws on impossible values
+  double parameter_estimate() const;                       // weights this config describes, within a small factor
 
   static TransformerConfig sprint_1600m();  // Sana_Sprint_1.6B_1024px
   static TransformerConfig sprint_600m();   // Sana_Sprint_0.6B_1024px

@@ -28,6 +28,7 @@ struct ControlNetConfig {
   static ControlNetConfig from_json(const nlohmann::json& j, const std::string& source);
   static ControlNetConfig load(const std::string& path);  // config.json or a folder holding it
   nlohmann::json to_json() const;
+  double parameter_estimate() const;  // weights this config describes, within a small factor
   // The ControlNet that belongs to a transformer: the same sizes and features, `num_layers` copied blocks.
   static ControlNetConfig for_transformer(const TransformerConfig& t, int num_layers = 7,
                                           ControlInjection injection = ControlInjection::BeforeBlock);

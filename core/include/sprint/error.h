@@ -35,13 +35,17 @@ std::string shape_str(const std::vector<int64_t>& shape);
     if (!(cond)) throw ::sprint::Error(::sprint::str(__VA_ARGS__)); \
   } while (0)
 
+// The message of `e` for people, on one line: LibTorch errors without their C++ backtrace and source location,
+// allocation failures as "out of memory", line breaks folded to "; ". What every CLI prints and with_context keeps.
+std::string message_of(const std::exception& e);
+
 // Calls f(); if it throws, rethrows a sprint::Error whose message is "<context>: <original message>".
 template <typename F>
 auto with_context(const std::string& context, F&& f) -> decltype(f()) {
   try {
     return f();
   } catch (const std::exception& e) {
-    throw Error(context + ": " + e.what());
+    throw Error(context + ": " + message_of(e));
   }
 }
 

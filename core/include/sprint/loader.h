@@ -46,6 +46,13 @@ int count_numbered_children(const safetensors::Archive& archive, const std::stri
 void check_block_count(const safetensors::Archive& archive, const std::string& prefix, int configured,
                        const std::string& config_file, const std::string& key);
 
+// Refuses a model before any of it is allocated when its config describes far more than can be: `params`
+// (the config's parameter_estimate(), an estimate within a small factor) past what this machine's memory holds in
+// float32, or, when `archive` is given, more than twice the elements its weights hold (a config.json whose num_layers
+// or widths were mistyped or tampered with). Throws sprint::Error naming `what` and `source` (its config file).
+void check_model_size(const std::string& what, double params, const std::string& source,
+                      const safetensors::Archive* archive = nullptr);
+
 // Run dtype for a device: fp32 on CPU, bf16 on CUDA.
 torch::Dtype default_dtype_for(const torch::Device& device);
 

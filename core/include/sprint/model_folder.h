@@ -80,9 +80,23 @@ struct ModelFolderComponents {
 };
 
 // A model folder as read: what ModelFolderParts writes.
+// scheduler/scheduler_config.json (diffusers' SCMScheduler): the sampler's settings. Absent: the defaults.
+struct SchedulerSettings {
+  double sigma_data = 0.5;        // the data scale of TrigFlow (SANA-Sprint: 0.5)
+  int num_train_timesteps = 1000;
+  // Reads the file, refusing another scheduler class, a prediction_type other than "trigflow", a sigma_data that is
+  // not a positive finite number, and unknown keys; errors name the file and key.
+  static SchedulerSettings load(const std::string& model_dir);
+};
+
+// model_index.json, when present, must name a SANA-Sprint pipeline ("SanaSprintPipeline", "SanaSprintImg2Img..."):
+// a folder of another pipeline (Flux, SANA's 20-step flow model) would load nothing sensible. Throws naming the file.
+void check_model_index(const std::string& model_dir);
+
 struct ModelFolder {
   std::string dir;
   PromptOptions prompt_options;                // sprint_pipeline.json; the defaults when absent
+  SchedulerSettings scheduler;                 // scheduler/scheduler_config.json; the defaults when absent
   Tokenizer tokenizer;
   Gemma2Model text_encoder{nullptr};
   SanaTransformer2DModel transformer{nullptr};

@@ -182,6 +182,11 @@ class Pipeline {
   int vae_scale_factor() const { return vae_scale_; }
   // The native generation size: transformer sample_size x the VAE's compression, square.
   int native_size() const;
+  // The largest side a request may ask for: kMaxSizeFactor x the model's base size (its aspect-ratio table's base,
+  // sample_size x 32, where it has one, else native_size()). SANA's tables reach 2x the base on the long side; past
+  // 4x a model draws tiled repeats while time and memory grow with the area.
+  static constexpr int kMaxSizeFactor = 4;
+  int max_side() const;
   void clear_caches();
 
  private:

@@ -12,6 +12,8 @@ namespace sprint {
 // The first call also tells glibc's malloc to keep freed large blocks for reuse instead of returning them to the
 // system (mallopt M_MMAP_THRESHOLD 1 GiB, M_TRIM_THRESHOLD INT_MAX): fresh pages for every large tensor cost a
 // page fault per 4 KiB. The process keeps its peak heap size.
+// n < 0, n > kMaxThreads or a $SPRINT_THREADS that is not such a number throws sprint::Error.
+constexpr int kMaxThreads = 1024;
 int init_threads(int n = 0);
 
 // The same malloc settings as environment variables ("MALLOC_MMAP_THRESHOLD_=... MALLOC_TRIM_THRESHOLD_=..."), for

@@ -60,6 +60,7 @@ struct Gemma2Config {
   nlohmann::json to_json() const;  // transformers Gemma2Config config.json, loadable by transformers
   static Gemma2Config load(const std::string& path);  // a config.json file or a folder holding one
   void validate(const std::string& source) const;     // throws naming the key
+  double parameter_estimate() const;                  // weights this config describes, within a small factor
 
   static Gemma2Config gemma2_2b();  // Efficient-Large-Model/gemma-2-2b-it as SANA ships it
 };

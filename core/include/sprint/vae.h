@@ -66,6 +66,7 @@ struct VaeConfig {
   nlohmann::json to_json() const;  // diffusers AutoencoderDC config.json, loadable by diffusers
   static VaeConfig load(const std::string& path);  // a config.json file or a folder holding one
   void validate(const std::string& source) const;  // throws naming the key
+  double parameter_estimate() const;               // weights this config describes, within a small factor
 
   // mit-han-lab/dc-ae-f32c32-sana-1.0/1.1-diffusers (the SANA / SANA-Sprint VAE).
   static VaeConfig dc_ae_f32c32();

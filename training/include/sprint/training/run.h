@@ -16,6 +16,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -73,7 +74,8 @@ class RunFolder {
   // Atomic save of a checkpoint for `step`; keeps the newest `keep` checkpoints. Returns the folder ("" when not
   // the writer).
   std::string save_checkpoint(int64_t step, const CheckpointContents& c, int keep = 3);
-  // Loads checkpoints/latest into c; returns its step. Throws naming the file if something is missing or does not fit.
+  // Loads checkpoints/latest into c; returns its step. Throws naming the file if something is missing, damaged or
+  // does not fit, and names the newest earlier checkpoint that could be resumed instead.
   int64_t load_latest(CheckpointContents& c);
   bool has_checkpoint() const;
 
@@ -84,6 +86,7 @@ class RunFolder {
   void truncate_metrics_after(int64_t step);
 
  private:
+  int64_t load_checkpoint(CheckpointContents& c, const std::filesystem::path& folder);
   std::string out_;
   bool writer_ = true;
   double time_offset_s_ = 0;  // training time before a resume
