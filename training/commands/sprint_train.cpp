@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
               << "\n  (the last checkpoint is intact; lower optim.lr or grad_clip and --resume)\n";
     return 3;
   } catch (const std::exception& e) {
-    std::cerr << "sprint-train " << command << ": error: " << e.what() << "\n";
+    std::cerr << "sprint-train " << command << ": error: " << sprint::message_of(e) << "\n";
     return 1;
   }
 }
