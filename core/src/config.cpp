@@ -1,12 +1,15 @@
 #include "sprint/config.h"
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <fstream>
 #include <sstream>
 
 #include "sprint/error.h"
+#include "sprint/json_depth.h"
 #include "sprint/log.h"
 
 namespace fs = std::filesystem;
@@ -145,7 +148,7 @@ template std::optional<std::string> ConfigReader::nullable<std::string>(const st
 std::string read_small_file(const std::string& path, size_t max_bytes) {
   std::error_code ec;
   const auto st = fs::status(path, ec);
-  SPRINT_CHECK(fs::exists(st), "cannot open '", path, "': no such file");
+  SPRINT_CHECK(fs::exists(st), "cannot open '", path, "': ", std::strerror(ENOENT));
   SPRINT_CHECK(fs::is_regular_file(st), "cannot open '", path, "': not a regular file (a ",
                fs::is_directory(st) ? "folder" : fs::is_fifo(st) ? "FIFO" : fs::is_character_file(st) || fs::is_block_file(st) ? "device" : "special file",
                ")");
@@ -164,13 +167,8 @@ std::string read_small_file(const std::string& path, size_t max_bytes) {
 json read_json_file(const std::string& path) {
   const std::string text = read_small_file(path);
   try {
-    // Nesting deeper than any config needs is refused while parsing: printing or freeing a value nested 100000 deep
-    // recurses that deep and overflows the stack.
-    constexpr int kMaxDepth = 64;
-    return json::parse(text, [&](int depth, json::parse_event_t, json&) {
-      if (depth > kMaxDepth) throw Error(str("'", path, "' nests JSON values more than ", kMaxDepth, " deep"));
-      return true;
-    });
+    constexpr int kMaxDepth = 64;  // far deeper than any config needs
+    return json::parse(text, json_depth_limit(kMaxDepth, str("'", path, "' nests JSON values more than ", kMaxDepth, " deep")));
   } catch (const json::parse_error& e) {
     throw Error(str("'", path, "' is not valid JSON (byte ", e.byte, "): ", e.what()));
   } catch (const json::exception& e) {  // e.g. a number past double's range, -1e400

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
-#include <sstream>
 
 #include "sprint/error.h"
 #include "sprint/strict_parse.h"
@@ -136,12 +135,6 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
 }
 
-std::string number_text(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
-
 }  // namespace
 
 std::string folder_name(const std::string& path) {
@@ -233,10 +226,10 @@ std::map<std::string, std::string> to_png_text(const SettingsRecord& record) {
 
 std::string to_a1111_parameters(const SettingsRecord& r) {
   const auto& s = r.settings;
-  std::string line = str("Steps: ", s.steps, ", Sampler: SCM, CFG scale: ", number_text(s.guidance), ", Seed: ", s.seed);
+  std::string line = str("Steps: ", s.steps, ", Sampler: SCM, CFG scale: ", as_text(s.guidance), ", Seed: ", s.seed);
   if (!s.size.empty()) line += str(", Size: ", s.size.width, "x", s.size.height);
   if (!s.model.empty()) line += str(", Model: ", folder_name(s.model));
-  if (r.controlled) line += str(", Control scale: ", number_text(s.control_scale));
+  if (r.controlled) line += str(", Control scale: ", as_text(s.control_scale));
   // The settings line is the last line: a prompt's own line breaks stay in the prompt.
   return s.prompt + "\n" + line;
 }

@@ -8,11 +8,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "sprint/atomic_file.h"
+#include "sprint/config.h"
 #include "sprint/error.h"
 
 namespace sprint {
@@ -93,15 +92,8 @@ void require_png_name(const std::string& path, const std::string& what) {
 }
 
 PngImage read_png(const std::string& path, int64_t max_pixels) {
-  std::error_code ec;
-  const auto st = std::filesystem::status(path, ec);
-  SPRINT_CHECK(std::filesystem::exists(st), "cannot open image '", path, "': ", std::strerror(ENOENT));
-  SPRINT_CHECK(std::filesystem::is_regular_file(st), "cannot open image '", path, "': not a regular file");
-  std::ifstream in(path, std::ios::binary);
-  SPRINT_CHECK(in.good(), "cannot open image '", path, "': ", std::strerror(errno));
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return decode_png(bytes.str(), str("'", path, "'"), max_pixels);
+  // read_small_file: a regular file only (a FIFO would block), read in one go; no size cap besides the pixel limit.
+  return decode_png(read_small_file(path, SIZE_MAX), str("'", path, "'"), max_pixels);
 }
 
 PngImage decode_png(const std::string& bytes, const std::string& what, int64_t max_pixels) {

@@ -17,6 +17,7 @@
 
 #include "sprint/atomic_file.h"
 #include "sprint/error.h"
+#include "sprint/json_depth.h"
 
 // The format is little-endian and tensors are viewed in place, so the host must be little-endian too.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors.cpp assumes a little-endian host");
@@ -243,10 +244,9 @@ std::shared_ptr<File> File::open(const std::string& path) {
   try {
     // A header is an object of objects of short arrays (depth 3); nesting far deeper is refused while parsing, as
     // printing or copying a value nested 100000 deep recurses that deep and overflows the stack.
-    header = json::parse(hbegin, hbegin + header_len, [&](int depth, json::parse_event_t, json&) {
-      if (depth > kMaxHeaderDepth) throw fail(str("bad JSON header: values nested more than ", kMaxHeaderDepth, " deep"));
-      return true;
-    });
+    header = json::parse(hbegin, hbegin + header_len,
+                         json_depth_limit(kMaxHeaderDepth, fail(str("bad JSON header: values nested more than ",
+                                                                     kMaxHeaderDepth, " deep")).what()));
   } catch (const json::exception& e) {
     throw fail(str("bad JSON header: ", e.what()));
   }
@@ -393,10 +393,8 @@ Archive Archive::open(const std::string& path) {
   if (in.bad()) throw fail("read error");
   json index;
   try {
-    index = json::parse(buf.str(), [&](int depth, json::parse_event_t, json&) {
-      if (depth > kMaxHeaderDepth) throw fail(str("bad JSON: values nested more than ", kMaxHeaderDepth, " deep"));
-      return true;
-    });
+    index = json::parse(buf.str(), json_depth_limit(kMaxHeaderDepth, fail(str("bad JSON: values nested more than ",
+                                                                               kMaxHeaderDepth, " deep")).what()));
   } catch (const json::exception& e) {
     throw fail(str("bad JSON: ", e.what()));
   }

@@ -6,6 +6,7 @@
 
 #include "sprint/config.h"
 #include "sprint/error.h"
+#include "sprint/json_depth.h"
 
 using json = nlohmann::json;
 
@@ -65,14 +66,9 @@ ConfigFile ConfigFile::load(const std::string& file, const std::vector<std::stri
     SPRINT_CHECK(std::filesystem::exists(file), "cannot open config file '", file, "': no such file");
     const std::string text = with_context("config file", [&] { return read_small_file(file); });
     try {
-      // Bounded nesting as in read_json_file (a value nested 100000 deep would overflow the stack when printed).
-      j = json::parse(
-          text,
-          [&](int depth, json::parse_event_t, json&) {
-            SPRINT_CHECK(depth <= 64, "config file '", file, "' nests JSON values more than 64 deep");
-            return true;
-          },
-          true, /*ignore_comments=*/true);
+      // Bounded nesting as in read_json_file; comments allowed in training configs.
+      j = json::parse(text, json_depth_limit(64, str("config file '", file, "' nests JSON values more than 64 deep")),
+                      true, /*ignore_comments=*/true);
     } catch (const json::exception& e) {
       throw Error(str("config file '", file, "' is not valid JSON: ", e.what()));
     }
