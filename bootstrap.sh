@@ -5,6 +5,10 @@
 #   ./bootstrap.sh generate [args] install + build + run the headless generator sprint-generate
 #   ./bootstrap.sh test            install + build + run the whole test suite (what CI runs)
 #   ./bootstrap.sh model [--smoke] rebuild the bundled default model + its report (hours on 2 cores; resumable)
+#   ./bootstrap.sh sanitize        build everything with ASan + UBSan in ./build-asan and run the unit, parity and
+#                                  fuzz labels there (about 2 hours on 2 cores)
+#   ./bootstrap.sh install [PREFIX] build, then install the programs, data and libraries (default ~/.local)
+#   ./bootstrap.sh package         build, then make a .deb in ./out (cpack)
 #   ./bootstrap.sh deps | build    only install / only install + build
 #
 # Idempotent: a second call skips what is already there. Environment knobs:
@@ -61,6 +65,7 @@ install_python() {
   touch "$venv/.complete"
 }
 
+# configure_and_build [extra CMake arguments for the first configure]
 configure_and_build() {
   local venv; venv="$(venv_dir)"
   local torch_dir="$venv/lib/$("$venv/bin/python" -c 'import sys;print(f"python{sys.version_info.major}.{sys.version_info.minor}")')/site-packages/torch/share/cmake/Torch"
@@ -68,7 +73,7 @@ configure_and_build() {
   if [ ! -f "$build/CMakeCache.txt" ]; then
     log "configuring $build"
     cmake -S "$here" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
-      -DTorch_DIR="$torch_dir" -DSPRINT_PYTHON="$venv/bin/python" -DSPRINT_CUDA="${SPRINT_CUDA:-AUTO}"
+      -DTorch_DIR="$torch_dir" -DSPRINT_PYTHON="$venv/bin/python" -DSPRINT_CUDA="${SPRINT_CUDA:-AUTO}" "$@"
   fi
   log "building ($jobs jobs)"
   cmake --build "$build" -j "$jobs"
@@ -115,9 +120,33 @@ case "$cmd" in
     fi
     exec "$build/bin/sprint-generate" "$@"
     ;;
+  install)
+    install_apt; install_python; configure_and_build
+    prefix="${1:-$HOME/.local}"
+    cmake --install "$build" --prefix "$prefix"
+    log "installed into $prefix: run $prefix/bin/sprint-studio (data in $prefix/share/sprint-studio)"
+    ;;
+  package)
+    install_apt; install_python; configure_and_build
+    mkdir -p "$here/out"
+    (cd "$build" && cpack -B "$here/out")
+    log "package: $(ls "$here"/out/*.deb)"
+    ;;
+  sanitize)
+    # AddressSanitizer + UndefinedBehaviorSanitizer over our code (LibTorch is not instrumented). Leak checking is
+    # on; LibTorch's and CUDA's process-lifetime allocations are not ours and are suppressed by library name.
+    build="${SPRINT_BUILD:-$here/build-asan}"
+    install_apt; install_python
+    configure_and_build -DSPRINT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPRINT_CUDA=OFF
+    cd "$build"
+    export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0"
+    export LSAN_OPTIONS="suppressions=$here/tests/sanitize/lsan.supp:print_suppressions=0"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+    exec ctest --output-on-failure --timeout 3000 -j "$jobs" -L "unit|parity|fuzz" "$@"
+    ;;
   model)
     install_apt; install_python; configure_and_build
     exec "$here/training/rebuild_bundled_model.sh" "$build" "$(venv_dir)/bin/python" "$@"
     ;;
-  *) echo "usage: $0 run|generate|test|model|deps|build" >&2; exit 2 ;;
+  *) echo "usage: $0 run|generate|test|model|install|package|sanitize|deps|build" >&2; exit 2 ;;
 esac

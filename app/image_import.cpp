@@ -7,7 +7,7 @@
 
 #include "sprint/error.h"
 #include "sprint/hed.h"
-#include "sprint/image_io.h"
+#include "sprint/picture_io.h"
 #include "sprint/picture_edges.h"
 #include "sprint/scribble.h"
 
@@ -167,8 +167,8 @@ ImportedSketch import_sketch_pixels(const torch::Tensor& picture, const std::str
 
 ImportedSketch import_sketch_image(const std::string& path, int canvas_w, int canvas_h, ImportMode mode,
                                    float pen_radius, HEDImpl* hed) {
-  const PngImage png = read_png(path);  // names the file when missing, truncated or not a PNG
-  return import_sketch_pixels(png.pixels, "importing '" + path + "'", canvas_w, canvas_h, mode, pen_radius, hed);
+  const torch::Tensor picture = read_picture(path);  // names the file when missing, truncated or not a picture
+  return import_sketch_pixels(picture, "importing '" + path + "'", canvas_w, canvas_h, mode, pen_radius, hed);
 }
 
 }  // namespace sprint

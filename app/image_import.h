@@ -1,4 +1,5 @@
-// Image import: a PNG becomes the starting sketch on the canvas (pen lines the user can keep drawing over).
+// Image import: a picture (PNG, JPEG, WebP, BMP, TIFF) becomes the starting sketch on the canvas (pen lines the user
+// can keep drawing over). Files are read by read_picture (picture_io.h: Exif orientation applied, alpha on white).
 //
 //   sketch   dark lines on light paper (a scan, or a sketch this app exported): luma < 128 is ink, kept as is;
 //   picture  flat-colour picture / clip art / emoji: picture_to_stroke_mask (picture_edges.h), the same pen

@@ -9,7 +9,7 @@
 
 #include "sprint/error.h"
 #include "sprint/hed.h"
-#include "sprint/image_io.h"
+#include "sprint/picture_io.h"
 
 namespace sprint {
 
@@ -42,12 +42,12 @@ std::string ImportController::start(const std::string& path, ImportMode mode, co
     const auto t0 = std::chrono::steady_clock::now();
     try {
       torch::NoGradGuard no_grad;
-      const PngImage png = read_png(path);
+      const torch::Tensor picture = read_picture(path);
       ImportMode m = mode == ImportMode::Auto ? with_context("importing '" + path + "'", [&] {
-        return detect_import_mode(png.pixels);
+        return detect_import_mode(picture);
       }) : mode;
       if (m == ImportMode::Photo && !hed_path_.empty() && !hed_) hed_ = load_hed(hed_path_).ptr();
-      out.sketch = import_sketch_pixels(png.pixels, "importing '" + path + "'", canvas.width, canvas.height, m,
+      out.sketch = import_sketch_pixels(picture, "importing '" + path + "'", canvas.width, canvas.height, m,
                                         canvas.pen_radius, m == ImportMode::Photo ? hed_.get() : nullptr);
     } catch (const std::exception& e) {
       out.error = message_of(e);

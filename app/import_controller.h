@@ -1,6 +1,7 @@
-// Importing a PNG as the starting sketch (File > Import image, a file dropped on the window, --import, a replay's
-// "import" event): one job at a time, off the UI thread. A request made before the model has loaded waits for the
-// canvas size. The controller only runs jobs and words the outcome; Studio puts the sketch into the stroke history.
+// Importing a picture (PNG, JPEG, WebP, BMP, TIFF) as the starting sketch (File > Import image, a file dropped on the
+// window, --import, a replay's "import" event): one job at a time, off the UI thread. A request made before the model
+// has loaded waits for the canvas size. The controller only runs jobs and words the outcome; Studio puts the sketch
+// into the stroke history.
 #pragma once
 
 #include <future>

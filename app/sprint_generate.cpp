@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "data_dir.h"
 #include "settings_cli.h"
 #include "sprint/app/canvas_size.h"
 #include "sprint/atomic_file.h"
@@ -57,7 +58,7 @@ torch::Tensor resample_sketch(torch::Tensor img, int64_t h, int64_t w) {
 // The PNG records the model folder's name: a folder of that name here, or among the bundled models.
 std::string find_recorded_model(const std::string& name, const std::string& from) {
   if (name.empty() || fs::is_directory(name)) return name;
-  const fs::path bundled = fs::path(SPRINT_MODELS_DIR) / fs::path(name).filename();
+  const fs::path bundled = bundled_models_dir() / fs::path(name).filename();
   SPRINT_CHECK(fs::is_directory(bundled), "--from '", from, "' was made with the model '", name,
                "', which is neither a folder here nor a bundled model: pass --model FOLDER");
   return bundled.string();
@@ -85,6 +86,14 @@ void apply_from(Options& o, const CLI::App& app) {
   }
 }
 
+// printf-style text for the log lines below (sprint::log levels: -q hides Info, -v shows Debug).
+template <typename... Args>
+std::string format(const char* pattern, Args... args) {
+  char buffer[1024];
+  std::snprintf(buffer, sizeof buffer, pattern, args...);
+  return buffer;
+}
+
 // The condition map of --sketch or --image at the model's sketch canvas; undefined without either.
 torch::Tensor condition_map(const Options& o, const Pipeline& pipe, int canvas_w, int canvas_h) {
   if (o.recorded_condition.defined() && o.sketch.empty() && o.image.empty()) return o.recorded_condition;
@@ -92,8 +101,9 @@ torch::Tensor condition_map(const Options& o, const Pipeline& pipe, int canvas_w
     return with_context("--sketch '" + o.sketch + "'", [&] {
       torch::Tensor sketch = read_png(o.sketch, o.max_image_pixels).pixels;
       if (pipe.prompt_options().sketch_canvas > 0 && (sketch.size(0) != canvas_h || sketch.size(1) != canvas_w)) {
-        std::fprintf(stderr, "note: resampling the %lldx%lld sketch to the model's sketch canvas %dx%d\n",
-                     static_cast<long long>(sketch.size(1)), static_cast<long long>(sketch.size(0)), canvas_w, canvas_h);
+        log_info(format("note: resampling the %lldx%lld sketch to the model's sketch canvas %dx%d",
+                        static_cast<long long>(sketch.size(1)), static_cast<long long>(sketch.size(0)), canvas_w,
+                        canvas_h));
         sketch = resample_sketch(sketch, canvas_h, canvas_w);
       }
       return sketch_to_scribble(sketch, o.settings.thickness);
@@ -102,7 +112,7 @@ torch::Tensor condition_map(const Options& o, const Pipeline& pipe, int canvas_w
   if (o.image.empty()) return {};
   HED hed{nullptr};
   if (!o.hed.empty()) hed = load_hed(o.hed);
-  else std::fprintf(stderr, "note: no --hed weights given: using the OpenCV soft-edge detector instead of HED\n");
+  else log_info("note: no --hed weights given: using the OpenCV soft-edge detector instead of HED");
   return with_context("--image '" + o.image + "'", [&] {
     return photo_to_scribble(read_png(o.image, o.max_image_pixels).pixels, hed ? hed.get() : nullptr, o.settings.thickness,
                              std::min(canvas_w, canvas_h));
@@ -127,11 +137,11 @@ int run(Options o, const CLI::App& app) {
   po.device = o.device;
   auto t0 = std::chrono::steady_clock::now();
   auto pipe = Pipeline::load(s.model, po);
-  std::fprintf(stderr, "%s; model %s loaded in %.0f ms\n", describe_runtime(pipe->device()).c_str(), s.model.c_str(),
-               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  log_info(format("%s; model %s loaded in %.0f ms", describe_runtime(pipe->device()).c_str(), s.model.c_str(),
+                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()));
   if (s.size.empty()) {
     s.size = {pipe->native_size(), pipe->native_size()};
-    std::fprintf(stderr, "size: the model's native %dx%d (give --size to change it)\n", s.size.width, s.size.height);
+    log_info(format("size: the model's native %dx%d (give --size to change it)", s.size.width, s.size.height));
   }
   const int width = s.size.width, height = s.size.height;
   // The sketch canvas the ControlNet was trained with (= the generation size unless the model says otherwise).
@@ -142,15 +152,15 @@ int run(Options o, const CLI::App& app) {
   if (map.defined() && !o.save_condition.empty()) write_png(o.save_condition, map.unsqueeze(-1));
   GenerateRequest r = make_generate_request(s, map, /*condition_version=*/1);
   r.resolution_binning = !o.no_binning;
-  r.on_stage = [](const std::string& stage, double ms) { std::fprintf(stderr, "  %-12s %8.1f ms\n", stage.c_str(), ms); };
+  r.on_stage = [](const std::string& stage, double ms) { log_debug(format("  %-12s %8.1f ms", stage.c_str(), ms)); };
   auto result = pipe->generate(r);
   if (result.gen_width != width || result.gen_height != height)
-    std::fprintf(stderr,
-                 "resolution binning: generated at %dx%d, resized and cropped to %dx%d (--no-binning turns this off)\n",
-                 result.gen_width, result.gen_height, width, height);
+    log_info(format("resolution binning: generated at %dx%d, resized and cropped to %dx%d "
+                    "(--no-binning turns this off)",
+                    result.gen_width, result.gen_height, width, height));
   const auto& t = result.times;
-  std::fprintf(stderr, "total %.1f ms (tokenize %.1f, text encoder %.1f, condition %.1f, transformer %.1f, decode %.1f)\n",
-               t.total_ms, t.tokenize_ms, t.text_encoder_ms, t.condition_ms, t.transformer_ms, t.decode_ms);
+  log_info(format("total %.1f ms (tokenize %.1f, text encoder %.1f, condition %.1f, transformer %.1f, decode %.1f)",
+                  t.total_ms, t.tokenize_ms, t.text_encoder_ms, t.condition_ms, t.transformer_ms, t.decode_ms));
 
   SettingsRecord saved;  // names only (to_png_text), and the condition itself
   saved.settings = s;
@@ -160,8 +170,8 @@ int run(Options o, const CLI::App& app) {
   saved.image = o.image;
   if (map.defined()) saved.condition_png = encode_png(map.unsqueeze(-1).contiguous());
   write_png(o.out, to_uint8_image(result.image), to_png_text(saved));
-  std::fprintf(stderr, "wrote %s (%dx%d, seed %llu, %d threads)\n", o.out.c_str(), width, height,
-               static_cast<unsigned long long>(s.seed), threads);
+  log_info(format("wrote %s (%dx%d, seed %llu, %d threads)", o.out.c_str(), width, height,
+                  static_cast<unsigned long long>(s.seed), threads));
   return 0;
 }
 
@@ -177,7 +187,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-binning", o.no_binning,
                "generate at --size itself, not at the model's closest aspect-ratio bin resized back to --size "
                "(diffusers' use_resolution_binning=False; binning applies to sample_size 16/32/64 models only)");
-  app.add_option("--out", o.out, "output PNG")->capture_default_str();
+  app.add_option("-o,--out", o.out, "output PNG")->capture_default_str();
   app.add_option("--save-condition", o.save_condition, "also write the condition map the model sees (PNG)");
   app.add_option("--from", o.from, "re-run the settings stored in a PNG written by sprint-generate");
   app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")
@@ -197,6 +207,14 @@ int main(int argc, char** argv) {
          },
          "largest --sketch/--image/--from picture read, in pixels (refused before decoding)")
       ->default_str(std::to_string(o.max_image_pixels));
+  add_program_flags(app, "sprint-generate", LogLevel::Info);
+  // Progress lines as they are; warnings and errors named by the program.
+  set_log_sink([](LogLevel level, const std::string& message) {
+    if (level >= LogLevel::Warn)
+      std::fprintf(stderr, "sprint-generate: %s: %s\n", level == LogLevel::Warn ? "warning" : "error", message.c_str());
+    else
+      std::fprintf(stderr, "%s\n", message.c_str());
+  });
   set_one_line_failures(app, "sprint-generate");
   if (const int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
   try {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
 
 #include "sprint/app/canvas_size.h"
@@ -20,10 +21,10 @@ namespace sprint {
 
 namespace {
 
-constexpr float kPanelWidth = 310.0f;     // controls column, pixels
+constexpr float kPanelWidth = 310.0f;     // controls column, pixels at UI scale 1
 constexpr uint64_t kSeedRange = 1u << 31;  // "Random" draws seeds below this so they stay easy to type
 
-constexpr float kThumbPx = 72.0f;          // history thumbnails, longer side
+constexpr float kThumbPx = 72.0f;          // history thumbnails, longer side, at UI scale 1
 
 // out.png + "before" -> out.before.png
 std::string with_suffix(const std::string& path, const std::string& suffix) {
@@ -53,6 +54,9 @@ Studio::Studio(StudioOptions options, std::function<void()> wake)
       import_(options_.hed),
       headless_(options_) {
   controls_.settings = options_.settings;
+  controls_.seed_locked = options_.seed_locked;
+  controls_.show_condition = options_.show_condition;
+  recent_files_ = options_.recent_files;
   width_ = options_.settings.size.width;
   height_ = options_.settings.size.height;
   if (!options_.import_path.empty()) request_import(options_.import_path, parse_import_mode(options_.import_mode));
@@ -95,7 +99,9 @@ void Studio::on_model_ready() {
   controls_.settings.size = {width_, height_};
   std::tie(canvas_w_, canvas_h_) = sketch_canvas_size(info_->sketch_canvas, width_, height_);
   raster_.resize(canvas_w_, canvas_h_);
-  controls_.brush.radius = default_brush_radius(canvas_w_, canvas_h_);
+  // The remembered brush, within the panel's range (0.5-64 canvas pixels), else the canvas's default.
+  controls_.brush.radius = options_.brush_radius > 0 ? std::clamp(options_.brush_radius, 0.5f, 64.0f)
+                                                     : default_brush_radius(canvas_w_, canvas_h_);
   canvas_view_.fit_pending = true;
   std::fprintf(stderr, "sprint-studio: %s; model %s loaded in %.0f ms; generation %dx%d, sketch canvas %dx%d%s\n",
                info_->runtime.c_str(), info_->model_dir.c_str(), info_->load_ms, width_, height_, canvas_w_, canvas_h_,
@@ -138,6 +144,7 @@ std::optional<ImportController::Canvas> Studio::import_canvas() const {
 }
 
 void Studio::request_import(const std::string& path, ImportMode mode) {
+  remember_recent(recent_files_, std::filesystem::absolute(path).lexically_normal().string());
   const bool was_running = import_.running();
   const std::string notice = import_.request(path, mode, import_canvas());
   if (notice.empty()) return;
@@ -267,6 +274,23 @@ void Studio::handle_shortcuts() {
   if (!io.KeyCtrl && ImGui::IsKeyPressed('B', false)) controls_.brush.eraser = false;
   if (!io.KeyCtrl && ImGui::IsKeyPressed('E', false)) controls_.brush.eraser = true;
   if (!io.KeyCtrl && ImGui::IsKeyPressed('F', false)) canvas_view_.fit_pending = true;
+  // [ and ] (GLFW_KEY_LEFT_BRACKET, GLFW_KEY_RIGHT_BRACKET): the brush a quarter smaller or larger, within the
+  // panel's range; held down, they repeat.
+  if (!io.KeyCtrl && ImGui::IsKeyPressed(91, true))
+    controls_.brush.radius = std::max(0.5f, controls_.brush.radius / 1.25f);
+  if (!io.KeyCtrl && ImGui::IsKeyPressed(93, true))
+    controls_.brush.radius = std::min(64.0f, controls_.brush.radius * 1.25f);
+  // Ctrl+S saves the output (with its settings and sketch) into the output folder; Ctrl+O opens File > Import.
+  if (io.KeyCtrl && !io.KeyShift && ImGui::IsKeyPressed('S', false) && !output_.rgb.empty())
+    save_frame_from_ui(output_, output_path(output_, str(hud_.frames)));
+  if (io.KeyCtrl && ImGui::IsKeyPressed('O', false) && info_ && !importing()) import_requested_ = true;
+}
+
+std::string Studio::window_title() const {
+  const std::string model = std::filesystem::path(options_.settings.model).filename().string();
+  const bool saved = saved_revision_ && *saved_revision_ == history_.revision();
+  return str("Sprint Studio - ", model.empty() ? options_.settings.model : model,
+             history_.visible().empty() ? "" : saved ? " - sketch saved" : " - sketch not saved *");
 }
 
 void Studio::refresh_canvas() {
@@ -296,16 +320,18 @@ std::string Studio::status_line() const {
                                : str(width_, "x", height_, " (sketch ", canvas_w_, "x", canvas_h_, ")");
   return str(notice_.empty() ? "" : notice_ + "   |   ", state, "   |   ", info_ ? info_->device : std::string("-"),
              "   |   ", size, "   |   ", history_.visible().size(),
-             " strokes   |   Ctrl+Z undo   Ctrl+Shift+Z redo   B/E brush/eraser   wheel zoom   right-drag pan   F fit   "
-             "drop a PNG to import");
+             " strokes   |   Ctrl+Z undo   Ctrl+Shift+Z redo   B/E brush/eraser   [ ] brush size   wheel zoom   "
+             "right-drag pan   F fit   Ctrl+S save   Ctrl+O or drop a picture (PNG, JPEG, WebP, BMP, TIFF) to "
+             "import");
 }
 
 void Studio::draw_menu() {
-  bool open_import = false;
+  bool open_import = import_requested_;
+  import_requested_ = false;
   if (ImGui::BeginMenuBar()) {
     if (ImGui::BeginMenu("File")) {
-      if (ImGui::MenuItem("Import image...", nullptr, false, info_.has_value() && !importing())) open_import = true;
-      if (ImGui::MenuItem("Save output PNG", nullptr, false, !output_.rgb.empty()))
+      if (ImGui::MenuItem("Import image...", "Ctrl+O", false, info_.has_value() && !importing())) open_import = true;
+      if (ImGui::MenuItem("Save output PNG", "Ctrl+S", false, !output_.rgb.empty()))
         save_frame_from_ui(output_, output_path(output_, str(hud_.frames)));
       ImGui::EndMenu();
     }
@@ -314,7 +340,8 @@ void Studio::draw_menu() {
   }
   if (open_import) ImGui::OpenPopup("Import image");
   if (ImGui::BeginPopupModal("Import image", nullptr, ImGuiWindowFlags_AlwaysAutoResize)) {
-    ImGui::TextUnformatted("A PNG becomes the starting sketch (one undoable step); you can keep drawing over it.");
+    ImGui::TextUnformatted("A picture (PNG, JPEG, WebP, BMP, TIFF) becomes the starting sketch (one undoable step); "
+                           "you can keep drawing over it.");
     ImGui::PushItemWidth(520);
     const bool go = ui::draw_import_row(controls_, importing());
     ImGui::PopItemWidth();
@@ -341,7 +368,7 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
 
   const float status_h = ImGui::GetFrameHeightWithSpacing();
 
-  ImGui::BeginChild("controls", ImVec2(kPanelWidth, -status_h), true);
+  ImGui::BeginChild("controls", ImVec2(kPanelWidth * ui_scale_, -status_h), true);
   const std::string device = info_ ? info_->runtime : std::string("loading...");
   const std::string model = fs::path(options_.settings.model).lexically_normal().filename().string();
   ui::ControlsInfo ci;
@@ -376,7 +403,7 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
   ImGui::Text("Sketch%s", controls_.show_condition ? "  (condition map the model sees)" : "");
   ImGui::SameLine(pane_w + spacing);
   ImGui::Text("Output%s", output_.rgb.empty() ? "" : last_frame_final_ ? "  (final)" : "  (live)");
-  const float history_h = ui::history_strip_height(kThumbPx);
+  const float history_h = ui::history_strip_height(kThumbPx * ui_scale_);
   const float pane_h = ImGui::GetContentRegionAvail().y - history_h - ImGui::GetStyle().ItemSpacing.y;
   // The canvas pane leaves the same strip at the bottom as the output pane's HUD, so both pictures share a row.
   if (mono_font_) ImGui::PushFont(mono_font_);
@@ -415,7 +442,8 @@ void Studio::draw_layout(ui::CanvasEvents& events) {
                           s.control_scale)});
   }
   const int selected = frames_.selected();
-  const ui::HistoryStripActions ha = ui::draw_history_strip("##history", thumbs, selected, kThumbPx, ImVec2(0, history_h));
+  const ui::HistoryStripActions ha = ui::draw_history_strip("##history", thumbs, selected, kThumbPx * ui_scale_,
+                                                             ImVec2(0, history_h));
   if (ha.clicked >= 0) restore_history(ha.clicked);
   if (ha.export_selected && selected >= 0 && selected < static_cast<int>(frames_.size())) {
     const ShownFrame& f = frames_.at(static_cast<size_t>(selected)).frame;
@@ -566,7 +594,19 @@ void Studio::save_frame(const ShownFrame& f, const std::string& path) {
     saved.sketch = sketch;  // recorded by name: sprint-generate --from finds it next to the PNG
   }
   write_png(path, pixels, to_png_text(saved));
+  remember_recent(recent_files_, std::filesystem::absolute(path).lexically_normal().string());
+  if (f.canvas) saved_revision_ = f.key.canvas_revision;
   std::fprintf(stderr, "sprint-studio: wrote %s\n", path.c_str());
+}
+
+UserState Studio::remembered(UserState base) const {
+  base.settings = controls_.settings;
+  base.seed_locked = controls_.seed_locked;
+  base.show_condition = controls_.show_condition;
+  if (info_) base.brush_radius = controls_.brush.radius;  // before the model loads, the radius is not the user's yet
+  remember_recent(base.recent_models, std::filesystem::absolute(options_.settings.model).lexically_normal().string());
+  base.recent_files = recent_files_;
+  return base;
 }
 
 void Studio::take_screenshot(const std::string& path, int w, int h) {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "frame_history.h"
 #include "generation_worker.h"
@@ -30,6 +31,7 @@
 #include "sprint/ui/history_strip.h"
 #include "sprint/ui/image_view.h"
 #include "sprint/ui/strokes.h"
+#include "user_state.h"
 
 namespace sprint {
 
@@ -59,6 +61,11 @@ struct StudioOptions {
   int history_size = 12;       // frames kept in the history strip
   int bench_frames = 0;        // > 0: draw scripted strokes (unless --replay) and exit after this many UI frames
   PacingOptions pacing;
+  // Remembered from the last run (user_state.h).
+  bool seed_locked = true;
+  bool show_condition = false;
+  float brush_radius = 0;                  // canvas pixels; 0: the model's default
+  std::vector<std::string> recent_files;   // imports and saves, newest first
 };
 
 class Studio {
@@ -76,7 +83,11 @@ class Studio {
   int exit_code() const { return headless_.exit_code(); }
   bool needs_fast_loop() const;        // busy, drawing or replaying: poll instead of waiting for events
 
-  void set_fonts(ImFont* mono) { mono_font_ = mono; }
+  // The monospace font and the UI scale (high DPI: text, padding and the fixed widths of the layout grow with it).
+  void set_fonts(ImFont* mono, float ui_scale) {
+    mono_font_ = mono;
+    ui_scale_ = ui_scale;
+  }
 
   // Imports a PNG as the starting sketch (File > Import image, a file dropped on the window, --import). Runs off the
   // UI thread; the result replaces the canvas as one undoable step. Failures show in the status line; the drawing
@@ -84,6 +95,10 @@ class Studio {
   void request_import(const std::string& path, ImportMode mode);
   // The one-line frame timing report (and a line with details), printed when the app exits.
   void print_report() const;
+  // "Sprint Studio - <model> - sketch saved" (or "not saved *" once the sketch changed after the last save).
+  std::string window_title() const;
+  // `base` with what the user set in this run: the panel's settings, the brush, the model and the files used.
+  UserState remembered(UserState base) const;
 
  private:
   void on_model_ready();
@@ -135,6 +150,9 @@ class Studio {
   FrameHistory frames_;
   std::string notice_;        // status-line message (import results, exports)
   std::string import_error_;  // last import failure, shown in the panel too
+  std::vector<std::string> recent_files_;  // imports and saves, newest first (remembered at exit)
+  std::optional<uint64_t> saved_revision_;  // the canvas revision of the last saved frame
+  bool import_requested_ = false;           // Ctrl+O: open the import dialog on the next menu draw
 
   // Import.
   ImportController import_;
@@ -156,6 +174,7 @@ class Studio {
   bool display_dirty_ = true;
   bool shown_condition_ = false;
   ImFont* mono_font_ = nullptr;
+  float ui_scale_ = 1.0f;
 
   // Replay / headless.
   HeadlessDriver headless_;

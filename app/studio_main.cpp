@@ -2,7 +2,8 @@
 //
 //   sprint-studio [--model DIR] [--device auto|cpu|cuda] [--size 1024x1024]
 //   sprint-studio --replay events.json --screenshot shot.png --save-output out.png --exit-after-replay
-//   sprint-studio --import drawing.png            start from a PNG (sketch, flat picture or photo)
+//   sprint-studio --import drawing.png            start from a picture (PNG, JPEG, WebP, BMP, TIFF): a sketch, a
+//                                                 flat picture or a photo
 //   sprint-studio --bench-frames 600              scripted strokes for 600 UI frames, then the timing report
 //
 // At exit it prints "frames: N  p50 X ms  p99 Y ms  input-to-photon p50 Z ms" (UI frame time and the time from an
@@ -19,13 +20,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
 
+#include "data_dir.h"
 #include "settings_cli.h"
+#include "user_state.h"
 #include "sprint/error.h"
 #include "sprint/runtime.h"
 #include "studio.h"
@@ -39,7 +43,7 @@ constexpr double kIdleWaitS = 0.1;  // nothing happening: wake at least this oft
 
 Studio* g_studio = nullptr;  // for the drop callback (GLFW callbacks carry no user data but the window's)
 
-// Files dropped on the window are imported as the starting sketch (the first PNG of them).
+// Files dropped on the window are imported as the starting sketch (the first of them).
 void glfw_drop(GLFWwindow*, int count, const char** paths) {
   if (g_studio && count > 0) g_studio->request_import(paths[0], ImportMode::Auto);
 }
@@ -75,7 +79,32 @@ ImFont* load_fonts(const std::string& ui_font, const std::string& mono_font, flo
   return nullptr;
 }
 
-int run(const StudioOptions& options, int threads, int win_w, int win_h, const std::string& font, const std::string& mono) {
+// High DPI: the fonts are rasterised at kBaseFontPx x the UI scale and the style's sizes scaled with it, so text is
+// sharp and the layout keeps its proportions. The scale is the monitor's content scale (1 on a plain screen, 2 on a
+// typical HiDPI one), followed when the window moves to a monitor of another scale, unless --ui-scale fixes it
+// (Xvfb always reports 1).
+constexpr float kBaseFontPx = 16.0f;
+float g_pending_scale = 0;  // set by the content-scale callback, applied between frames
+float g_ui_scale = 1.0f;    // the scale in use
+
+void glfw_content_scale(GLFWwindow*, float x_scale, float) { g_pending_scale = x_scale; }
+
+// Rebuilds fonts and style for `scale`; returns the monospace font (nullptr: ImGui's default font). The caller
+// re-uploads the font texture when the GL backend already has one.
+ImFont* apply_ui_scale(float scale, const std::string& font, const std::string& mono) {
+  g_ui_scale = scale;
+  ImGui::GetIO().Fonts->Clear();
+  ImFont* mono_font = load_fonts(font, mono, std::round(kBaseFontPx * scale));
+  ImGui::GetStyle() = ImGuiStyle();
+  apply_style();
+  ImGui::GetStyle().ScaleAllSizes(scale);
+  std::fprintf(stderr, "sprint-studio: UI scale %.2f (font %.0f px)\n", scale, std::round(kBaseFontPx * scale));
+  return mono_font;
+}
+
+// `state`: what the run started from; on return, what to remember (the panel, the brush, files, the window size).
+int run(const StudioOptions& options, int threads, int win_w, int win_h, const std::string& font,
+        const std::string& mono, double ui_scale, UserState& state) {
   // Leave one core to the UI thread and the GL driver: with every core given to LibTorch, its busy-waiting worker
   // threads and the UI fight over the CPU. Measured on 2 cores under Xvfb (tiny model, 32x32): 2 threads gave
   // 1650 ms per frame, 1 thread 16 ms.
@@ -105,9 +134,15 @@ int run(const StudioOptions& options, int threads, int win_w, int win_h, const s
   IMGUI_CHECKVERSION();
   ImGui::CreateContext();
   ImGuiIO& io = ImGui::GetIO();
-  io.IniFilename = nullptr;  // the layout is fixed; nothing to remember
-  apply_style();
-  ImFont* mono_font = load_fonts(font, mono, 16.0f);
+  // ImGui's layout beside the remembered settings (user_state.h); the string must outlive the context.
+  static const std::string ini = (user_state_dir() / "imgui.ini").string();
+  std::error_code ec;
+  std::filesystem::create_directories(user_state_dir(), ec);
+  io.IniFilename = ec ? nullptr : ini.c_str();
+  float scale = static_cast<float>(ui_scale);
+  if (scale <= 0) glfwGetWindowContentScale(window, &scale, nullptr);
+  ImFont* mono_font = apply_ui_scale(scale > 0 ? scale : 1.0f, font, mono);
+  if (ui_scale <= 0) glfwSetWindowContentScaleCallback(window, glfw_content_scale);
   ImGui_ImplGlfw_InitForOpenGL(window, true);
   ImGui_ImplOpenGL3_Init("#version 330 core");
 
@@ -118,13 +153,14 @@ int run(const StudioOptions& options, int threads, int win_w, int win_h, const s
   int code = 0;
   {
     Studio studio(options, [] { glfwPostEmptyEvent(); });
-    studio.set_fonts(mono_font);
+    studio.set_fonts(mono_font, g_ui_scale);
     g_studio = &studio;
     glfwSetDropCallback(window, glfw_drop);
     try {
       studio.init_gl();
       auto last = std::chrono::steady_clock::now();
       const auto t0 = last;
+      std::string title;
       while (!glfwWindowShouldClose(window) && !studio.wants_exit()) {
         if (studio.needs_fast_loop()) glfwPollEvents();
         else glfwWaitEventsTimeout(kIdleWaitS);
@@ -136,6 +172,13 @@ int run(const StudioOptions& options, int threads, int win_w, int win_h, const s
         const double dt = std::chrono::duration<double>(now - last).count();
         last = now;
 
+        if (g_pending_scale > 0) {  // moved to a monitor of another scale
+          ImFont* mono_font = apply_ui_scale(g_pending_scale, font, mono);
+          studio.set_fonts(mono_font, g_ui_scale);
+          ImGui_ImplOpenGL3_DestroyFontsTexture();
+          ImGui_ImplOpenGL3_CreateFontsTexture();
+          g_pending_scale = 0;
+        }
         ImGui_ImplOpenGL3_NewFrame();
         ImGui_ImplGlfw_NewFrame();
         studio.inject_input();
@@ -150,6 +193,10 @@ int run(const StudioOptions& options, int threads, int win_w, int win_h, const s
         ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
         studio.after_render(fb_w, fb_h);
         glfwSwapBuffers(window);
+        if (std::string t = studio.window_title(); t != title) {
+          title = std::move(t);
+          glfwSetWindowTitle(window, title.c_str());
+        }
 
         const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - now).count();
         if (spent < 1.0 / kMaxUiFps) std::this_thread::sleep_for(std::chrono::duration<double>(1.0 / kMaxUiFps - spent));
@@ -160,6 +207,8 @@ int run(const StudioOptions& options, int threads, int win_w, int win_h, const s
       code = 1;
     }
     studio.print_report();
+    state = studio.remembered(state);
+    glfwGetWindowSize(window, &state.window_w, &state.window_h);
     glfwSetDropCallback(window, nullptr);
     g_studio = nullptr;
     studio.shutdown_gl();
@@ -177,12 +226,32 @@ int run(const StudioOptions& options, int threads, int win_w, int win_h, const s
 
 int main(int argc, char** argv) {
   StudioOptions o;
-  // The bundled model when it has been built (./bootstrap.sh model), else the tiny test pipeline (noise).
-  const bool bundled = std::filesystem::exists(std::string(SPRINT_BUNDLED_MODEL_DIR) + "/model_index.json");
-  o.settings.model = bundled ? SPRINT_BUNDLED_MODEL_DIR : SPRINT_TEST_MODEL_DIR;
-  o.shaders = SPRINT_SHADER_DIR;
+  // The bundled model and the shaders, beside the executable (data_dir.h).
+  o.settings.model = default_model_dir().string();
+  o.shaders = shader_dir().string();
+  // What the last run left (user_state.h), under the command line: the flags below start from these values.
+  bool reset_settings = false;
+  for (int i = 1; i < argc; ++i) reset_settings = reset_settings || std::string(argv[i]) == "--reset-settings";
+  std::string notice;
+  UserState state = reset_settings ? UserState{} : load_user_state(notice);
+  if (!notice.empty()) std::fprintf(stderr, "sprint-studio: note: %s\n", notice.c_str());
+  if (state.settings) {
+    const std::string model = o.settings.model;
+    o.settings = *state.settings;
+    if (!std::filesystem::is_directory(o.settings.model)) {
+      if (!o.settings.model.empty())
+        std::fprintf(stderr, "sprint-studio: note: the last model folder %s is gone; using %s\n",
+                     o.settings.model.c_str(), model.c_str());
+      o.settings.model = model;
+    }
+  }
+  o.seed_locked = state.seed_locked;
+  o.show_condition = state.show_condition;
+  o.brush_radius = state.brush_radius;
+  o.recent_files = state.recent_files;
   int threads = 0, win_w = 1600, win_h = 900;
-  std::string window = "1600x900";
+  if (state.window_w > 0 && state.window_h > 0) win_w = state.window_w, win_h = state.window_h;
+  std::string window = str(win_w, "x", win_h);
   std::string font = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
   std::string mono = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf";
   CLI::App app{"sprint-studio: live sketch-to-image with SANA-Sprint + ControlNet"};
@@ -205,7 +274,9 @@ int main(int argc, char** argv) {
   add_integer_option(app, "--threads", threads, "CPU threads for the model (0 = all cores but one, or $SPRINT_THREADS)",
                      0, kMaxThreads);
   app.add_option("--window", window, "window size WIDTHxHEIGHT")->capture_default_str();
-  app.add_option("--import", o.import_path, "PNG to start from: a sketch, a flat picture or a photo (File > Import image)");
+  app.add_option("--import", o.import_path,
+                 "picture (PNG, JPEG, WebP, BMP, TIFF) to start from: a sketch, a flat picture or a photo "
+                 "(File > Import image)");
   app.add_option("--import-mode", o.import_mode, "how --import reads the picture: auto, sketch, picture or photo")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "sketch", "picture", "photo"}));
@@ -223,6 +294,14 @@ int main(int argc, char** argv) {
   add_decimal_option(app, "--pause", o.pacing.pause_s, "adaptive pacing: seconds without input before refining", 0,
                      3600);
   app.add_option("--font", font, "UI font (TTF)")->capture_default_str();
+  double ui_scale = 0;
+  add_decimal_option(app, "--ui-scale", ui_scale,
+                     "size of text and controls (0 = the monitor's content scale, followed when the window moves; "
+                     "2 doubles everything)",
+                     0, 8);
+  app.add_flag("--reset-settings", reset_settings,
+               str("start from the default settings instead of those remembered in ", user_state_dir().string()));
+  add_program_flags(app, "sprint-studio");
   set_one_line_failures(app, "sprint-studio");
   if (const int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
   o.pacing.enabled = !no_adaptive;
@@ -233,10 +312,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sprint-studio: error: %s\n", message_of(e).c_str());
     return 2;
   }
+  int code = 1;
   try {
-    return run(o, threads, win_w, win_h, font, mono);
+    code = run(o, threads, win_w, win_h, font, mono, ui_scale, state);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sprint-studio: error: %s\n", message_of(e).c_str());
     return 1;
   }
+  try {
+    save_user_state(state);
+  } catch (const std::exception& e) {  // the run's own outcome stands; only the memory of it is lost
+    std::fprintf(stderr, "sprint-studio: note: the settings were not remembered: %s\n", message_of(e).c_str());
+  }
+  return code;
 }

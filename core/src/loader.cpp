@@ -4,11 +4,13 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <map>
 
 #include "sprint/error.h"
 #include "sprint/log.h"
+#include "sprint/memory_limits.h"
 
 namespace sprint {
 
@@ -31,15 +33,34 @@ int count_numbered_children(const safetensors::Archive& archive, const std::stri
   return n;
 }
 
+namespace {
+std::atomic<bool> g_allow_large{false};
+}  // namespace
+
+void set_allow_large(bool allow) { g_allow_large = allow; }
+bool allow_large() { return g_allow_large; }
+
+double machine_memory_bytes() {
+  const long page = ::sysconf(_SC_PAGESIZE), pages = ::sysconf(_SC_PHYS_PAGES);
+  return page > 0 && pages > 0 ? static_cast<double>(page) * static_cast<double>(pages) : 0.0;
+}
+
+std::string format_gib(double bytes) { return str(std::round(bytes / double(1 << 30) * 10) / 10, " GiB"); }
+
+void check_fits_memory(double bytes, const std::string& what, const std::string& advice) {
+  SPRINT_CHECK(std::isfinite(bytes), what, " needs more memory than can be counted; ", advice);
+  const double memory = machine_memory_bytes();
+  if (allow_large() || memory <= 0 || bytes <= memory) return;
+  throw Error(str(what, " needs about ", format_gib(bytes), ", more than this machine's ", format_gib(memory),
+                  " of memory; ", advice, ", or pass --allow-large to try anyway"));
+}
+
 void check_model_size(const std::string& what, double params, const std::string& source,
                       const safetensors::Archive* archive) {
-  auto gib = [](double bytes) { return str(std::round(bytes / double(1 << 30) * 10) / 10, " GiB"); };
-  const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
-  const double memory = page * static_cast<double>(::sysconf(_SC_PHYS_PAGES));
-  const double bytes = params * 4;  // built in float32 before any cast
-  SPRINT_CHECK(std::isfinite(params) && (memory <= 0 || bytes <= memory), source, ": this ", what,
-               " config describes about ", std::llround(params / 1e6), " million parameters (", gib(bytes),
-               " in float32), more than this machine's ", gib(memory), " of memory; check its layer counts and widths");
+  // Built in float32 before any cast.
+  check_fits_memory(params * 4, str(source, ": this ", what, " config describes about ", std::llround(params / 1e6),
+                                    " million parameters, which in float32"),
+                    "check its layer counts and widths");
   if (!archive) return;
   double held = 0;
   for (const auto& key : archive->keys()) held += static_cast<double>(archive->info(key).numel());

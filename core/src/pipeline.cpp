@@ -12,6 +12,7 @@
 #include "sprint/error.h"
 #include "sprint/generation_settings.h"
 #include "sprint/log.h"
+#include "sprint/memory_limits.h"
 #include "sprint/runtime.h"
 
 namespace fs = std::filesystem;
@@ -194,7 +195,22 @@ std::string largest_weight_note(const ModelFolder& m) {
 // Far past anything a working model gives (latents about unit-variance, pictures about [-1, 1]), far below overflow.
 constexpr double kMaxLatentMagnitude = 1e4;
 constexpr double kMaxImageMagnitude = 1e3;
+
 }  // namespace
+
+// The transformer: tokens x width x about 16 live floats (the block input, attention and the Mix-FFN's two
+// 2.5x-wide halves); the decoder: each stage's channels at its resolution, about 4 live tensors (input, output,
+// residual, norm). At large sizes the full-resolution decoder stage dominates (4096^2 on SANA's DC-AE: about 60 GiB).
+double working_memory_bytes(const TransformerConfig& tc, const VaeConfig& vc, int gen_w, int gen_h, bool condition) {
+  const double scale = vc.spatial_compression();
+  const double tokens = (gen_w / scale) * (gen_h / scale) / (double(tc.patch_size) * tc.patch_size);
+  const double transformer = tokens * tc.inner_dim() * (4 + 4 * tc.mlp_ratio) * 4;
+  double decoder = 0;
+  for (size_t i = 0; i < vc.decoder_block_out_channels.size(); ++i)
+    decoder += vc.decoder_block_out_channels[i] * (double(gen_w) / (1 << i)) * (double(gen_h) / (1 << i)) * 4 * 4;
+  const double picture = 3.0 * gen_w * gen_h * 4 * 2;
+  return std::max(transformer, decoder * (condition ? 2 : 1)) + picture;
+}
 
 int Pipeline::max_side() const {
   const int sample_size = model_.transformer->config.sample_size;
@@ -337,6 +353,8 @@ GenerateResult Pipeline::generate(const GenerateRequest& r) {
   SPRINT_CHECK(r.width <= max_side() && r.height <= max_side(), "size ", r.width, "x", r.height,
                ": this model draws at most ", max_side(), " px per side (", kMaxSizeFactor, "x its base size ",
                max_side() / kMaxSizeFactor, " px)");
+  check_fits_memory(working_memory_bytes(tc, model_.vae->config, gen_w, gen_h, r.condition.has_value()),
+                    str("size ", r.width, "x", r.height, ": one generation"), "ask for a smaller size");
   torch::InferenceMode guard;
   const auto t_total = Clock::now();
   GenerateResult out;

@@ -75,9 +75,6 @@ std::vector<std::string> library_candidates() {
     add(exe.parent_path() / kLibraryName);
     add(exe.parent_path() / ".." / "lib" / kLibraryName);
   }
-#ifdef SPRINT_SPM_BUILD_PATH
-  add(fs::path(SPRINT_SPM_BUILD_PATH));
-#endif
   return out;
 }
 

@@ -50,7 +50,8 @@ def main():
             if "/fixtures" in d or "/fuzz/libfuzzer/build" in d:
                 continue
             files += [os.path.relpath(os.path.join(d, n), root) for n in names if n.endswith((".h", ".hpp", ".cpp"))]
-    include_dirs = ["core/include", "controlnet/include", "training/include", "ui/include", "app/include", "app",
+    include_dirs = ["core/include", "core/cli/include", "controlnet/include", "training/include", "ui/include",
+                    "app/include", "app",
                     "core/src", "tests/util", "training/commands", "tests/bench"]
     known = set(files)
 

@@ -129,7 +129,7 @@ TEST(TrainingCli, BadInputGetsAClearMessageAndANonZeroExit) {
   ASSERT_TRUE(poisoned);
   sprint::safetensors::save(ck, sd);
   auto nan = train({"autoencoder", "--config", cfg, "--out", dir + "/nan", "--steps", "8", "--resume"}, dir + "/nan2.log");
-  EXPECT_EQ(nan.code, 3) << nan.log;
+  EXPECT_EQ(nan.code, 1) << nan.log;  // one scheme for every program: 1 is a runtime error
   EXPECT_NE(nan.log.find("step 5: a loss term or gradient norm is not finite"), std::string::npos) << nan.log;
   EXPECT_NE(nan.log.find("the last checkpoint is intact"), std::string::npos) << nan.log;
 }

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <new>
 
 #include "sprint/atomic_file.h"
@@ -18,6 +19,7 @@
 #include "sprint/generation_settings.h"
 #include "sprint/image_io.h"
 #include "sprint/loader.h"
+#include "sprint/memory_limits.h"
 #include "sprint/model_folder.h"
 #include "sprint/pipeline.h"
 #include "sprint/runtime.h"
@@ -26,6 +28,7 @@
 #include "sprint/text_encoder.h"
 #include "sprint/training/run.h"
 #include "sprint/transformer.h"
+#include "sprint/vae.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -151,6 +154,52 @@ TEST(HostileInput, ModelsTooLargeForMemoryAreRefusedBeforeAllocation) {
   c.cross_attention_dim = c.inner_dim();
   c.num_layers = 1000;
   EXPECT_TRUE(throws_with([&] { SanaTransformer2DModel m(c); }, {"transformer", "million parameters", "memory"}));
+}
+
+TEST(HostileInput, AllowLargeLiftsOnlyTheMemoryRefusals) {
+  const double memory = machine_memory_bytes();
+  ASSERT_GT(memory, 0) << "sysconf reports no physical memory";
+  EXPECT_TRUE(throws_with([&] { check_fits_memory(2 * memory, "this request", "ask for less"); },
+                          {"this request needs about", "more than this machine's", "--allow-large"}));
+  EXPECT_NO_THROW(check_fits_memory(memory / 4, "a small request", "ask for less"));
+  EXPECT_NO_THROW(check_model_size("transformer", memory / 16, "t.json"));  // in float32: a quarter of the memory
+  EXPECT_THROW(check_model_size("transformer", memory, "t.json"), Error);  // 4 bytes a parameter: 4x the memory
+  set_allow_large(true);
+  EXPECT_NO_THROW(check_fits_memory(2 * memory, "this request", "ask for less"));
+  EXPECT_NO_THROW(check_model_size("transformer", memory, "t.json"));
+  // Not a size but an inconsistency, and not a number at all: refused either way.
+  EXPECT_THROW(check_fits_memory(std::numeric_limits<double>::infinity(), "x", "y"), Error);
+  set_allow_large(false);
+}
+
+TEST(HostileInput, GenerationWorkingMemoryIsEstimatedBeforeGenerating) {
+  // SANA 1600M's transformer width with SANA's DC-AE. The decoder's full-resolution stage holds tensors of 128
+  // channels x H x W x 4 bytes: 0.5 GiB each at 1024 px, 8 GiB at 4096 px; a decoder block keeps a few alive.
+  auto tc = sprint::test::tiny_sprint_config();
+  tc.num_attention_heads = 70;
+  tc.attention_head_dim = 32;
+  tc.mlp_ratio = 2.5;
+  tc.patch_size = 1;
+  const auto vc = VaeConfig::dc_ae_f32c32();
+  const double gib = double(1 << 30);
+  const double at_1024 = working_memory_bytes(tc, vc, 1024, 1024, false) / gib;
+  const double at_4096 = working_memory_bytes(tc, vc, 4096, 4096, true) / gib;
+  // 2 to 20 such tensors at 1024 px; at 4096 px with a condition to encode, at least 4 (encoder and decoder).
+  EXPECT_GT(at_1024, 0.5 * 2);
+  EXPECT_LT(at_1024, 0.5 * 20);
+  EXPECT_GT(at_4096, 8.0 * 4);
+  // And such a request is refused on a machine that has less, unless --allow-large.
+  if (at_4096 * gib > machine_memory_bytes()) {
+    EXPECT_TRUE(throws_with([&] { check_fits_memory(at_4096 * gib, "size 4096x4096: one generation", "smaller"); },
+                            {"size 4096x4096", "--allow-large"}));
+  }
+  // The tiny pipeline at its largest allowed side is not refused.
+  auto pipe = Pipeline::load(sprint::test::fixture_path("pipeline/tiny_pipeline"));
+  GenerateRequest r;
+  r.prompt = "x";
+  r.steps = 1;
+  r.width = r.height = pipe->max_side();
+  EXPECT_NO_THROW(pipe->generate(r));
 }
 
 TEST(HostileInput, ConfigsThatDoNotMatchTheirWeightsAreRefusedBeforeAllocation) {

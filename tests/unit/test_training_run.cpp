@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -109,14 +110,27 @@ TEST(TrainingConfig, BadFilesAndOverridesAreClearErrors) {
 }
 
 TEST(TrainingConfig, CommandLineFlagsMapToKeysAndUnknownFlagsSuggest) {
-  auto cl = parse_command_line({"--config", "a.json", "--steps", "5", "--data-dir", "d", "--set", "x.y=1", "--resume"},
-                               {"steps", "data.dir"});
+  // The training commands' options on CLI11, parsed as sprint-train parses them.
+  auto parse = [](std::vector<std::string> args, CommandLine& cl) {
+    CLI::App app;
+    add_command_line_options(app, cl, {"steps", "data.dir"});
+    std::reverse(args.begin(), args.end());  // CLI11 takes a vector in reverse order
+    app.parse(args);
+    reject_unknown_arguments(app, {"steps", "data.dir"});
+  };
+  CommandLine cl;
+  parse({"--config", "a.json", "--steps", "5", "--data-dir=d", "--set", "x.y=1", "--resume", "--set=steps=7"}, cl);
   EXPECT_EQ(cl.config_file, "a.json");
   EXPECT_TRUE(cl.resume);
-  EXPECT_EQ(cl.overrides, (std::vector<std::string>{"steps=5", "data.dir=d", "x.y=1"}));
-  EXPECT_TRUE(throws_with([&] { parse_command_line({"--stepz", "5"}, {"steps"}); },
+  // Command-line order, so the later setting of a key wins.
+  EXPECT_EQ(cl.overrides, (std::vector<std::string>{"steps=5", "data.dir=d", "x.y=1", "steps=7"}));
+  CommandLine typo;
+  EXPECT_TRUE(throws_with([&] { parse({"--stepz", "5"}, typo); },
                           {"unknown option '--stepz'", "did you mean '--steps'"}));
-  EXPECT_TRUE(throws_with([&] { parse_command_line({"--steps"}, {"steps"}); }, {"--steps needs a value"}));
+  CommandLine typo_eq;
+  EXPECT_TRUE(throws_with([&] { parse({"--stepz=5"}, typo_eq); }, {"unknown option '--stepz'"}));
+  CommandLine missing;
+  EXPECT_TRUE(throws_with([&] { parse({"--steps"}, missing); }, {"--steps"}));
 }
 
 // ---- checkpoints -----------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ int run_autoencoder(const CommandLine& cl) {
   hooks.plot_terms = {"loss", "l1", "mse", "latent_rms", "grad_norm"};
   hooks.step = [&](int64_t step) {
     vae->train();
-    set_lr(*opt, s.lr, step, s.warmup_steps);
+    set_lr(*opt, s.lr, step, s.warmup_steps, s.schedule, s.steps);
     // This rank's rows of the global batch (all of it in a single process); the generator advances as for all rows.
     const bool with_maps = condition_fraction > 0;
     auto b = make_batch_rows(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), first_row,

@@ -73,7 +73,7 @@ int run_classifier(const CommandLine& cl) {
   hooks.plot_terms = {"loss", "accuracy", "grad_norm"};
   hooks.step = [&](int64_t step) {
     net->train();
-    set_lr(*opt, s.lr, step, s.warmup_steps);
+    set_lr(*opt, s.lr, step, s.warmup_steps, s.schedule, s.steps);
     // This rank's rows of the global batch (all of it in a single process).
     auto b = make_batch_rows(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), first_row,
                              local_batch, s.resolution, gen, s.aug, false, s.edges);

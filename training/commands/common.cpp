@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -9,6 +10,7 @@
 
 #include "sprint/error.h"
 #include "sprint/model_folder.h"
+#include "sprint/training/came.h"
 #include "sprint/training/sampling.h"
 
 namespace fs = std::filesystem;
@@ -35,6 +37,9 @@ CommonSettings read_common(ConfigFile& cfg) {
   s.beta1 = cfg.get_range("optim.beta1", s.beta1, 0.0, 0.99999);
   s.beta2 = cfg.get_range("optim.beta2", s.beta2, 0.0, 0.99999999);
   s.warmup_steps = cfg.get_range("optim.warmup_steps", s.warmup_steps, 0, int64_t{1} << 40);
+  s.optimizer = cfg.get_choice("optim.name", s.optimizer, {"adamw", "came"});
+  s.beta3 = cfg.get_range("optim.beta3", s.beta3, 0.0, 0.99999999);
+  s.schedule = cfg.get_choice("optim.schedule", s.schedule, {"constant", "cosine"});
   s.grad_clip = cfg.get_range("grad_clip", s.grad_clip, 0.0, 1e9);
   s.ema_decay = cfg.get_range("ema.decay", s.ema_decay, 0.0, 0.999999);
   s.data_dir = cfg.require<std::string>("data.dir");
@@ -118,23 +123,40 @@ int setup_threads(int64_t threads) {
   return n;
 }
 
-std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<torch::Tensor>& params, const CommonSettings& s,
-                                                double lr_override) {
-  torch::optim::AdamWOptions o(lr_override > 0 ? lr_override : s.lr);
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch::Tensor>& params,
+                                                        const CommonSettings& s, double lr_override) {
+  const double lr = lr_override > 0 ? lr_override : s.lr;
+  if (s.optimizer == "came") {
+    CameOptions o(lr);
+    o.betas({s.beta1, s.beta2, s.beta3}).weight_decay(s.weight_decay);
+    return std::make_unique<Came>(params, o);
+  }
+  torch::optim::AdamWOptions o(lr);
   o.betas({s.beta1, s.beta2}).weight_decay(s.weight_decay).eps(1e-8);
   return std::make_unique<torch::optim::AdamW>(params, o);
 }
 
-void set_lr(torch::optim::Optimizer& opt, double lr, int64_t step, int64_t warmup) {
-  const double f = warmup > 0 ? std::min(1.0, static_cast<double>(step + 1) / warmup) : 1.0;
-  for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr * f);
+double scheduled_lr(double lr, int64_t step, int64_t warmup, const std::string& schedule, int64_t total) {
+  if (warmup > 0 && step < warmup) return lr * (static_cast<double>(step + 1) / static_cast<double>(warmup));
+  if (schedule == "cosine" && total > warmup) {
+    const double progress = std::min(1.0, static_cast<double>(step - warmup) / static_cast<double>(total - warmup));
+    return lr * 0.5 * (1.0 + std::cos(M_PI * progress));
+  }
+  return lr;
+}
+
+void set_lr(torch::optim::Optimizer& opt, double lr, int64_t step, int64_t warmup, const std::string& schedule,
+            int64_t total) {
+  // Through the base options' set_lr, so AdamW and CAME groups alike.
+  const double value = scheduled_lr(lr, step, warmup, schedule, total);
+  for (auto& g : opt.param_groups()) g.options().set_lr(value);
 }
 
 Trainee add_trainee(CheckpointContents& state, const std::string& name, torch::nn::Module& module,
                     const CommonSettings& s, double lr, bool with_ema, const std::string& optimizer_name) {
   Trainee t;
   t.params = trainable(module);
-  t.opt = make_adamw(t.params, s, lr);
+  t.opt = make_optimizer(t.params, s, lr);
   if (with_ema && s.ema_decay > 0) t.ema = std::make_unique<Ema>(module, s.ema_decay);
   state.modules[name] = &module;
   state.optimizers[optimizer_name.empty() ? name : optimizer_name] = t.opt.get();

@@ -25,6 +25,9 @@ struct CommonSettings {
   int64_t steps = 1000, batch = 16, seed = 0, threads = 0;
   int64_t log_every = 10, ckpt_every = 200, sample_every = 500, keep_checkpoints = 3;
   double lr = 1e-4, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, grad_clip = 1.0, ema_decay = 0.0;
+  std::string optimizer = "adamw";  // "optim.name": adamw | came (sprint/training/came.h)
+  double beta3 = 0.9999;            // CAME's instability average
+  std::string schedule = "constant";  // "optim.schedule": constant | cosine (after the warm-up, to 0 at 'steps')
   int64_t warmup_steps = 0;
   std::string data_dir;
   int64_t data_limit = 0;
@@ -53,11 +56,17 @@ FlowSettings read_flow_settings(ConfigFile& cfg);
 // Sets LibTorch's intra-op threads (threads <= 0: all cores) and returns the count.
 int setup_threads(int64_t threads);
 
-// AdamW over params with the common settings.
-std::unique_ptr<torch::optim::AdamW> make_adamw(const std::vector<torch::Tensor>& params, const CommonSettings& s,
-                                                double lr_override = 0);
-// Linear warm-up of the learning rate: lr * min(1, (step + 1) / warmup).
-void set_lr(torch::optim::Optimizer& opt, double lr, int64_t step, int64_t warmup);
+// The configured optimizer ("optim.name": AdamW, or CAME as SANA and SANA-Sprint train) over params with the common
+// settings (lr, betas, weight decay; CAME also beta3).
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch::Tensor>& params,
+                                                        const CommonSettings& s, double lr_override = 0);
+// The learning rate at `step`: a linear warm-up, lr * min(1, (step + 1) / warmup), then constant (SANA's and
+// SANA-Sprint's reference configs) or, with "optim.schedule" cosine, a half cosine from lr to 0 at `total` steps.
+double scheduled_lr(double lr, int64_t step, int64_t warmup, const std::string& schedule = "constant",
+                    int64_t total = 0);
+// Sets every group of `opt` to scheduled_lr(...).
+void set_lr(torch::optim::Optimizer& opt, double lr, int64_t step, int64_t warmup,
+            const std::string& schedule = "constant", int64_t total = 0);
 
 // Data parallel (sprint/training/distributed.h): joins the process group the RANK / WORLD_SIZE / MASTER_ADDR /
 // MASTER_PORT variables describe (a single process when WORLD_SIZE is unset or 1), with s.dist_timeout_s; checks
@@ -68,11 +77,11 @@ Distributed start_distributed(const CommonSettings& s, const std::string& comman
 // others, as DDP does (some initialisations draw from LibTorch's process-global generator). No-op single-process.
 void sync_replicas(const Distributed& dist, const CheckpointContents& state, int64_t start, int64_t data_size);
 
-// A module being trained: its parameters, AdamW and optional EMA (s.ema_decay > 0 and with_ema), registered in
+// A module being trained: its parameters, optimizer (make_optimizer) and optional EMA (s.ema_decay > 0 and with_ema), registered in
 // `state` so checkpoints carry them: the module under `name`, the optimiser under `optimizer_name` (default `name`).
 struct Trainee {
   std::vector<torch::Tensor> params;
-  std::unique_ptr<torch::optim::AdamW> opt;
+  std::unique_ptr<torch::optim::Optimizer> opt;
   std::unique_ptr<Ema> ema;
 };
 Trainee add_trainee(CheckpointContents& state, const std::string& name, torch::nn::Module& module,

@@ -77,7 +77,7 @@ int run_controlnet(const CommandLine& cl) {
   hooks.plot_terms = {"loss", "grad_norm"};
   hooks.step = [&](int64_t step) {
     cn->train();
-    set_lr(*opt, s.lr, step, s.warmup_steps);
+    set_lr(*opt, s.lr, step, s.warmup_steps, s.schedule, s.steps);
     // This rank's rows of the global batch; noise and times drawn for the whole global batch and cut (as pretrain).
     auto b = make_batch_rows(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), first_row,
                              local_batch, s.resolution, gen, s.aug, true, s.edges);

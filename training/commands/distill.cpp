@@ -2,9 +2,10 @@
 // (optionally with its ControlNet) into a 1-4 step Sprint student with a guidance embedding.
 //   G phase (one batch): sCM loss (TrigFlow teacher with CFG folded in, exact JVP of the student, tangent
 //     normalisation and warm-up, adaptive logvar weighting) + adv_lambda x LADD generator hinge loss on a second
-//     student forward at a fresh (max-time weighted) t; one AdamW step on the student (and its ControlNet).
+//     student forward at a fresh (max-time weighted) t; one optimizer step (AdamW or CAME) on the student (and its
+//     ControlNet).
 //   D phase (next batch): student x0 (no grad) and real latents renoised at the same t_D, misaligned real pairs join
-//     the fakes; hinge loss; one AdamW step on the discriminator heads only.
+//     the fakes; hinge loss; one optimizer step on the discriminator heads only.
 // Phases alternate 1:1 on different batches; a non-finite gradient stops the run (check_finite) with the terms.
 // Arms for the paper's ablations: mode = "scm+ladd" | "scm" | "ladd"; ladd.largest_timestep_prob = 0 / 0.5 / 0.7.
 // The ControlNet condition is given to teacher and student alike; the discriminator sees the text only.
@@ -203,7 +204,7 @@ int run_distill(const CommandLine& cl) {
     std::map<std::string, double> terms;
     if (g_phase) {
       student->train();
-      set_lr(*opt_g, s.lr, step / (use_ladd ? 2 : 1), s.warmup_steps);
+      set_lr(*opt_g, s.lr, step / (use_ladd ? 2 : 1), s.warmup_steps, s.schedule, s.steps / (use_ladd ? 2 : 1));
       torch::Tensor loss = torch::zeros({});
       if (use_scm) {
         auto uncond = conditions(b, true);
@@ -243,7 +244,7 @@ int run_distill(const CommandLine& cl) {
     } else {
       student->eval();
       disc->train();
-      set_lr(*opt_d, lr_d, step / 2, s.warmup_steps);
+      set_lr(*opt_d, lr_d, step / 2, s.warmup_steps, s.schedule, s.steps / 2);
       torch::Tensor x0_hat;
       {
         torch::NoGradGuard ng;

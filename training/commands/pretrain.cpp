@@ -128,8 +128,8 @@ int run_pretrain(const CommandLine& cl) {
   hooks.step = [&](int64_t step) {
     teacher->train();
     text.encoder->train();
-    set_lr(*opt, s.lr, step, s.warmup_steps);
-    set_lr(*opt_te, s.lr * te_lr_scale, step, s.warmup_steps);
+    set_lr(*opt, s.lr, step, s.warmup_steps, s.schedule, s.steps);
+    set_lr(*opt_te, s.lr * te_lr_scale, step, s.warmup_steps, s.schedule, s.steps);
     // This rank's rows of the global batch; noise and times are drawn for the whole global batch and cut, so the
     // generator and every row are those of a single process with the global batch.
     auto b = make_batch_rows(data, batch_indices(data.size(), s.batch, step, static_cast<uint64_t>(s.seed)), first_row,

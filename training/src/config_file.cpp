@@ -218,47 +218,49 @@ template std::vector<std::string> ConfigFile::get<std::vector<std::string>>(cons
 template nlohmann::json ConfigFile::get<nlohmann::json>(const std::string&, const nlohmann::json&);
 template std::string ConfigFile::require<std::string>(const std::string&);
 
-CommandLine parse_command_line(const std::vector<std::string>& args, const std::vector<std::string>& flag_keys) {
-  CommandLine cl;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> std::string {
-      SPRINT_CHECK(i + 1 < args.size(), "option ", a, " needs a value");
-      return args[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      cl.help = true;
-    } else if (a == "--config") {
-      cl.config_file = value();
-    } else if (a == "--set") {
-      cl.overrides.push_back(value());
-    } else if (a == "--resume") {
-      cl.resume = true;
-    } else if (a.rfind("--", 0) == 0) {
-      std::string name = a.substr(2);
-      std::string key;
-      for (const auto& k : flag_keys) {
-        std::string flag = k;
-        std::replace(flag.begin(), flag.end(), '.', '-');
-        std::replace(flag.begin(), flag.end(), '_', '-');
-        if (flag == name) key = k;
-      }
-      if (key.empty()) {
-        std::string best;
-        size_t best_d = 4;
-        for (const std::string& k : std::vector<std::string>{"config", "set", "resume", "help"})
-          if (edit_distance(name, k) < best_d) best_d = edit_distance(name, k), best = k;
-        for (const auto& k : flag_keys)
-          if (edit_distance(name, k) < best_d) best_d = edit_distance(name, k), best = k;
-        throw Error(str("unknown option '", a, "'", best.empty() ? "" : str(" (did you mean '--", best, "'?)"),
-                        "; any config key can be set with --set key=value"));
-      }
-      cl.overrides.push_back(key + "=" + value());
-    } else {
-      throw Error(str("unexpected argument '", a, "'"));
-    }
-  }
-  return cl;
+namespace {
+std::string flag_of(std::string key) {
+  std::replace(key.begin(), key.end(), '.', '-');
+  std::replace(key.begin(), key.end(), '_', '-');
+  return "--" + key;
+}
+}  // namespace
+
+void add_command_line_options(CLI::App& command, CommandLine& cl, const std::vector<std::string>& flag_keys) {
+  command.add_option("--config", cl.config_file, "the run's configuration (JSON)");
+  // trigger_on_parse: each occurrence is recorded as it is read, so overrides keep the command line's order.
+  command
+      .add_option_function<std::string>(
+          "--set", [&cl](const std::string& kv) { cl.overrides.push_back(kv); },
+          "set a config key: --set optim.lr=2e-4 (repeatable; dotted keys for sections)")
+      ->trigger_on_parse()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  command.add_flag("--resume", cl.resume, "continue the run in 'out' from its latest checkpoint");
+  for (const auto& key : flag_keys)
+    command
+        .add_option_function<std::string>(
+            flag_of(key), [&cl, key](const std::string& v) { cl.overrides.push_back(key + "=" + v); },
+            "--set " + key + "=VALUE")
+        ->trigger_on_parse()
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  command.allow_extras();
+}
+
+void reject_unknown_arguments(const CLI::App& command, const std::vector<std::string>& flag_keys) {
+  const auto extra = command.remaining();
+  if (extra.empty()) return;
+  const std::string& a = extra.front();
+  if (a.rfind("-", 0) != 0) throw CLI::ExtrasError(str("unexpected argument '", a, "'"), CLI::ExitCodes::ExtrasError);
+  const std::string name = a.substr(0, a.find('='));
+  std::string best;
+  size_t best_d = 4;
+  std::vector<std::string> known = {"--config", "--set", "--resume", "--help"};
+  for (const auto& k : flag_keys) known.push_back(flag_of(k));
+  for (const auto& k : known)
+    if (const size_t d = edit_distance(name, k); d < best_d) best_d = d, best = k;
+  throw CLI::ExtrasError(str("unknown option '", name, "'", best.empty() ? "" : str(" (did you mean '", best, "'?)"),
+                             "; any config key can be set with --set key=value"),
+                         CLI::ExitCodes::ExtrasError);
 }
 
 }  // namespace sprint::training

@@ -26,7 +26,8 @@ bool slider_double(const char* id, double& value, double min, double max) {
 
 bool draw_import_row(ControlsState& s, bool importing) {
   static const char* kModes[] = {"auto", "sketch (dark lines)", "picture (flat colours)", "photo (edges)"};
-  ImGui::InputTextWithHint("##import_path", "PNG path (or drop a file on the window)", &s.import_path);
+  ImGui::InputTextWithHint("##import_path", "picture (PNG, JPEG, WebP, BMP, TIFF) path (or drop a file on the window)",
+                           &s.import_path);
   ImGui::PushItemWidth(ImGui::GetContentRegionAvail().x * 0.6f);
   ImGui::Combo("##import_mode", &s.import_mode, kModes, IM_ARRAYSIZE(kModes));
   ImGui::PopItemWidth();

@@ -5,8 +5,7 @@
 // protobuf 3.14 that must not meet any other protobuf in the process's global symbol scope. The library is
 // searched in this order:
 //   1. $SPRINT_SPM_LIBRARY (the .so itself, or a folder holding libsprint_spm.so)
-//   2. the folder of the running executable, then its ../lib
-//   3. the path it was built at (compile definition SPRINT_SPM_BUILD_PATH)
+//   2. the folder of the running executable, then its ../lib (build/lib in the build tree, <prefix>/lib installed)
 // When none loads, Tokenizer::load throws a sprint::Error listing every path tried and why it failed.
 //
 // Semantics follow transformers' GemmaTokenizer as the SANA pipeline calls it: encode() optionally prepends BOS,

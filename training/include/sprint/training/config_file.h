@@ -9,6 +9,7 @@
 // file (or the override) and the key.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <optional>
@@ -52,15 +53,19 @@ class ConfigFile {
   mutable std::set<std::string> read_;
 };
 
-// The common command-line shape of the training commands: `--config FILE`, any number of `--set key=value`, and the
-// long options listed in `flags` mapped to keys (e.g. --steps -> "steps", --out -> "out"). Unknown options throw.
+// The common command-line shape of the training commands, on CLI11 (sprint/cli.h): `--config FILE`, any number of
+// `--set key=value`, `--resume`, and a long option for each key in `flag_keys` (dots and underscores as dashes:
+// "data.dir" -> --data-dir, which means --set data.dir=VALUE). `--opt value` and `--opt=value` both work; overrides
+// keep their command-line order, so the later of two settings of one key wins.
 struct CommandLine {
   std::string config_file;
   std::vector<std::string> overrides;
   bool resume = false;
-  bool help = false;
 };
-CommandLine parse_command_line(const std::vector<std::string>& args, const std::vector<std::string>& flag_keys);
+void add_command_line_options(CLI::App& command, CommandLine& cl, const std::vector<std::string>& flag_keys);
+// After parsing (the command allows extras so that this can name them): throws a usage error for the first unknown
+// option or argument, with the closest known option as a suggestion ("--stepz" -> did you mean '--steps'?).
+void reject_unknown_arguments(const CLI::App& command, const std::vector<std::string>& flag_keys);
 
 // Levenshtein distance (for suggestions).
 size_t edit_distance(const std::string& a, const std::string& b);

@@ -19,7 +19,7 @@ struct ControlsState {
   BrushSettings brush;
   bool show_condition = false; // canvas pane shows the condition map the model sees
   bool adaptive_steps = true;  // drafts with fewer steps while drawing when frames are over budget
-  std::string import_path;     // Import image: PNG path
+  std::string import_path;     // Import image: path of a picture (PNG, JPEG, WebP, BMP, TIFF)
   int import_mode = 0;         // 0 auto, 1 sketch, 2 picture, 3 photo (ImportMode order)
 };
 
