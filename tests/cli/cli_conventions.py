@@ -14,6 +14,10 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gui"))
+import pngcheck  # noqa: E402  (tests/gui/pngcheck.py: PNG chunks, pixels, text)
+from pngcheck import idat  # noqa: E402
+
 VERSION = re.compile(r"^(?P<prog>[\w-]+) \d+\.\d+\.\d+ \(git (?:[0-9a-f]{12}(?:-modified)?|unknown)\), "
                      r"LibTorch \d+\.\d+\.\d+, (?:CPU only|CUDA .*|built with CUDA.*)$")
 
@@ -71,7 +75,7 @@ def main():
                      "--size", "64x64", f"--out={out2}", "-v")
     check("sprint-generate --opt=value gives the same picture as the short flags; -v shows the stages",
           rc == 0 and os.path.isfile(out2) and "transformer" in err and "wrote" in err
-          and _pixels(out) == _pixels(out2), f"rc {rc}, stderr {err[-500:]!r}")
+          and idat(out) == idat(out2), f"rc {rc}, stderr {err[-500:]!r}")
     check_png_metadata(out, a.tiny_pipeline, a.bin)
 
     rc, _, err = run(gen, "--model", os.path.join(a.work, "no-such-model"), "--prompt", "x",
@@ -122,29 +126,9 @@ def parse_a1111(text):
     return "\n".join(prompt).strip(), {k: v.strip() for k, v in A1111_PARAM.findall(last)}
 
 
-def png_text(path):
-    """{keyword: text} of the PNG's tEXt, zTXt and iTXt chunks."""
-    import zlib
-    data, pos, out = open(path, "rb").read(), 8, {}
-    while pos + 8 <= len(data):
-        n, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + n]
-        if kind in (b"tEXt", b"zTXt", b"iTXt"):
-            key, _, rest = body.partition(b"\0")
-            if kind == b"zTXt":
-                rest = zlib.decompress(rest[1:])
-            elif kind == b"iTXt":
-                compressed, rest = rest[0], rest[2:]
-                rest = rest.split(b"\0", 2)[2]
-                rest = zlib.decompress(rest) if compressed else rest
-            out[key.decode("latin-1")] = rest.decode("utf-8", "replace")
-        pos += 12 + n
-    return out
-
-
 def check_png_metadata(png, model, bin_dir):
     """sprint-generate's picture carries an A1111 `parameters` chunk, and no chunk names a folder of this machine."""
-    text = png_text(png)
+    text = pngcheck.text(png)
     prompt, params = parse_a1111(text.get("parameters", ""))
     want = {"Steps": "1", "Seed": "3", "Size": "64x64", "Model": os.path.basename(os.path.normpath(model))}
     check("the PNG's `parameters` chunk reads the A1111 way",
@@ -154,19 +138,6 @@ def check_png_metadata(png, model, bin_dir):
                os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))}
     leaks = [f"{k} names {f}" for k, v in text.items() for f in folders if len(f) > 1 and f in v]
     check("no text chunk names the home, build, model or source folder", not leaks, "; ".join(leaks))
-
-
-def _pixels(path):
-    """The PNG's image data chunks (IDAT), which do not include the text chunks that record the command line."""
-    data = open(path, "rb").read()
-    pos, chunks = 8, []
-    while pos + 8 <= len(data):
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        kind = data[pos + 4:pos + 8]
-        if kind == b"IDAT":
-            chunks.append(data[pos + 8:pos + 8 + length])
-        pos += 12 + length
-    return b"".join(chunks)
 
 
 if __name__ == "__main__":

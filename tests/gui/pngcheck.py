@@ -43,12 +43,15 @@ def pixels(path):
 
 
 def text(path):
-    """{keyword: value} of the tEXt and (uncompressed) iTXt chunks."""
+    """{keyword: value} of the tEXt, zTXt and iTXt chunks."""
     out = {}
     for kind, body in chunks(path):
         if kind == b"tEXt":
             k, v = body.split(b"\0", 1)
             out[k.decode("latin-1")] = v.decode("latin-1")
+        elif kind == b"zTXt":
+            k, rest = body.split(b"\0", 1)
+            out[k.decode("latin-1")] = zlib.decompress(rest[1:]).decode("latin-1")
         elif kind == b"iTXt":
             k, rest = body.split(b"\0", 1)
             compressed = rest[0]
@@ -57,3 +60,9 @@ def text(path):
             _tkey, v = rest.split(b"\0", 1)
             out[k.decode("utf-8")] = (zlib.decompress(v) if compressed else v).decode("utf-8")
     return out
+
+
+def idat(path):
+    """The PNG's compressed image data (its IDAT chunks): equal for the same picture written the same way, whatever
+    its text chunks say."""
+    return b"".join(body for kind, body in chunks(path) if kind == b"IDAT")

@@ -17,18 +17,8 @@ case "$work/" in "$src/"* | "$build/"*) echo "FAIL: TMPDIR is inside the source 
 trap 'rc=$?; if [ $rc -eq 0 ]; then rm -rf "$work"; else echo "scratch folder kept: $work"; fi' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 same_pixels() {  # the PNGs' image data (IDAT) are equal; text chunks may differ
-  python3 - "$1" "$2" <<'PY'
-import sys
-def idat(path):
-    d, pos, out = open(path, "rb").read(), 8, b""
-    while pos + 8 <= len(d):
-        n = int.from_bytes(d[pos:pos + 4], "big")
-        if d[pos + 4:pos + 8] == b"IDAT":
-            out += d[pos + 8:pos + 8 + n]
-        pos += 12 + n
-    return out
-sys.exit(0 if idat(sys.argv[1]) == idat(sys.argv[2]) != b"" else 1)
-PY
+  python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); from pngcheck import idat
+sys.exit(0 if idat(sys.argv[2]) == idat(sys.argv[3]) != b"" else 1)' "$src/tests/gui" "$1" "$2"
 }
 sketch="$work/apple.png"
 cp "$src/assets/sketches/apple.png" "$sketch"
